@@ -1,0 +1,1 @@
+"""Command-line verbs beside LightningCLI's ``fit``/``validate``/``test``/``predict``."""

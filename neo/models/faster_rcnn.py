@@ -1,0 +1,98 @@
+"""torchvision Faster R-CNN with ResNet-FPN backbones, sized by the data pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import ResNet18_Weights, ResNet50_Weights
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+BackboneName = Literal["resnet18", "resnet50"]
+IMAGENET_WEIGHTS = {"resnet18": ResNet18_Weights.IMAGENET1K_V1, "resnet50": ResNet50_Weights.IMAGENET1K_V2}
+
+
+class PresizedTransform(GeneralizedRCNNTransform):
+    """Normalises and batches images without resizing them: neo's data pipeline already did."""
+
+    def resize(
+        self, image: Tensor, target: dict[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor] | None]:
+        """Returns the image and target unchanged."""
+        return image, target
+
+
+def load_backbone_weights(path: Path) -> dict[str, Tensor]:
+    """Reads a ResNet state dict from a local file (tensors only, never pickled objects)."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a ResNet state dict of tensors")
+    return state
+
+
+def build_faster_rcnn(
+    num_classes: int,
+    backbone: BackboneName = "resnet18",
+    pretrained_backbone: bool = False,
+    backbone_weights: Path | None = None,
+    trainable_backbone_layers: int = 5,
+    returned_layers: list[int] | None = None,
+    **detector_kwargs: Any,
+) -> FasterRCNN:
+    """Builds a Faster R-CNN ResNet-FPN detector; nothing is downloaded unless asked for.
+
+    Without ImageNet weights the backbone trains from scratch with ordinary BatchNorm; with them
+    (``pretrained_backbone`` downloads torchvision's, ``backbone_weights`` reads a local file) its
+    BatchNorm layers are frozen as in torchvision's recipe.
+
+    Args:
+        num_classes: object classes, without background.
+        backbone: ResNet depth.
+        pretrained_backbone: download torchvision's ImageNet weights (needs internet).
+        backbone_weights: local ResNet state dict to start from instead.
+        trainable_backbone_layers: ResNet stages trained (5 = all).
+        returned_layers: ResNet stages (1-4) feeding the FPN; default all four. Dropping stage 1
+            (stride 4) saves most of the FPN cost when objects are not tiny.
+        **detector_kwargs: passed to torchvision's ``FasterRCNN`` (e.g. ``box_score_thresh``).
+
+    Returns:
+        The detector; its labels are 1..num_classes with 0 for background.
+    """
+    if pretrained_backbone and backbone_weights is not None:
+        raise ValueError("give either pretrained_backbone or backbone_weights, not both")
+    has_weights = pretrained_backbone or backbone_weights is not None
+    fpn = resnet_fpn_backbone(
+        backbone_name=backbone,
+        weights=IMAGENET_WEIGHTS[backbone] if pretrained_backbone else None,
+        norm_layer=FrozenBatchNorm2d if has_weights else nn.BatchNorm2d,
+        trainable_layers=trainable_backbone_layers if has_weights else 5,
+        returned_layers=returned_layers,
+    )
+    if returned_layers is not None and "rpn_anchor_generator" not in detector_kwargs:
+        levels = len(returned_layers) + 1
+        sizes = tuple((32 * 2**i,) for i in range(5 - levels, 5))
+        detector_kwargs["rpn_anchor_generator"] = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * levels)
+    if backbone_weights is not None:
+        state = load_backbone_weights(backbone_weights)
+        missing, unexpected = fpn.body.load_state_dict(
+            {k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False
+        )
+        if missing:
+            raise ValueError(f"{backbone_weights}: not a {backbone} state dict (missing {missing[:3]})")
+    model = FasterRCNN(fpn, num_classes=num_classes + 1, **detector_kwargs)
+    model.transform = PresizedTransform(
+        min_size=800,
+        max_size=1333,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+        size_divisible=32,
+    )
+    return model

@@ -1,0 +1,275 @@
+"""The LightningModule base every detector shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning import LightningModule
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, MultiStepLR
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from neo.metrics.coco import CocoEvaluator
+
+Target = dict[str, Any]
+Detections = list[dict[str, Tensor]]
+NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, FrozenBatchNorm2d)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a non-finite loss too many steps in a row."""
+
+
+def to_original_pixels(boxes: Tensor, target: Target) -> Tensor:
+    """Maps xyxy boxes from the network input back to the original image, clipped to it."""
+    scale = target["scale"].to(boxes)
+    offset = target["offset"].to(boxes)
+    boxes = (boxes - offset.repeat(2)) / scale.repeat(2)
+    height, width = (int(v) for v in target["orig_size"])
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
+    return boxes
+
+
+class DetectionTask(LightningModule):
+    """Optimisation, evaluation, logging and prediction shared by all detectors.
+
+    Subclasses build ``self.model``, set ``backbone_prefix`` and implement :meth:`compute_losses`
+    and :meth:`detect`. Batches are ``(images, targets)``: uint8 images (B, 3, H, W) and targets
+    with boxes in input pixels plus ``scale``/``offset``/``orig_size`` to map back.
+
+    Args:
+        num_classes: number of object classes (no background).
+        lr: AdamW learning rate.
+        backbone_lr: learning rate of the backbone (default: ``lr``).
+        weight_decay: AdamW weight decay (none on norm layers and biases).
+        betas: AdamW betas.
+        warmup_steps: linear warm-up length in optimizer steps (overrides ``warmup_epochs``).
+        warmup_epochs: linear warm-up length in epochs.
+        milestones: epochs at which the learning rate is multiplied by ``gamma``.
+        gamma: learning-rate decay factor at each milestone.
+        max_nonfinite_steps: consecutive non-finite losses (each skipped) before training stops.
+    """
+
+    backbone_prefix = "model.backbone."
+
+    def __init__(
+        self,
+        num_classes: int,
+        lr: float = 1e-4,
+        backbone_lr: float | None = None,
+        weight_decay: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        warmup_steps: int | None = None,
+        warmup_epochs: float = 0.0,
+        milestones: list[int] = [],  # noqa: B006
+        gamma: float = 0.1,
+        max_nonfinite_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        self.save_hyperparameters()
+        self.num_classes = num_classes
+        self.category_ids: list[int] = list(range(1, num_classes + 1))
+        self.class_names: list[str] = [str(i) for i in self.category_ids]
+        self.evaluator: CocoEvaluator | None = None
+        self._nonfinite_in_a_row = 0
+
+    def compute_losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
+        """Weighted loss terms for a batch of float images in [0, 1]; their sum is optimised."""
+        raise NotImplementedError
+
+    def detect(self, images: Tensor, targets: list[Target]) -> Detections:
+        """Detections per image (``boxes`` xyxy in input pixels, ``scores``, ``labels``)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------- classes
+    def setup(self, stage: str) -> None:
+        """Takes the class list from the data module when there is one."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        categories = getattr(datamodule, "categories", None)
+        if categories:
+            if len(categories) != self.num_classes:
+                raise ValueError(
+                    f"the data has {len(categories)} classes but the model was built for "
+                    f"{self.num_classes}"
+                )
+            self.category_ids = [int(c["id"]) for c in categories]
+            self.class_names = [str(c["name"]) for c in categories]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Stores the class list so prediction works without the training data."""
+        checkpoint["neo_classes"] = {"category_ids": self.category_ids, "names": self.class_names}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restores the class list stored by :meth:`on_save_checkpoint`."""
+        classes = checkpoint.get("neo_classes")
+        if classes:
+            self.category_ids = list(classes["category_ids"])
+            self.class_names = list(classes["names"])
+
+    # ----------------------------------------------------------------------- training
+    @staticmethod
+    def to_float(images: Tensor) -> Tensor:
+        """uint8 images to float in [0, 1] (on the device, after the transfer)."""
+        return images.float().div_(255.0) if images.dtype == torch.uint8 else images
+
+    def training_step(self, batch: tuple[Tensor, list[Target]], batch_idx: int) -> Tensor | None:
+        """One optimisation step; a non-finite loss is skipped and counted."""
+        images, targets = batch
+        losses = self.compute_losses(self.to_float(images), targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            self._nonfinite_in_a_row += 1
+            rank_zero_warn(
+                f"non-finite loss at step {self.global_step} "
+                f"({self._nonfinite_in_a_row} in a row): skipping the step"
+            )
+            if self._nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
+                raise NonFiniteLossError(
+                    f"loss was non-finite in {self._nonfinite_in_a_row} consecutive steps; lower the "
+                    "learning rate, check the data with `neo data check`, or train in fp32/bf16"
+                )
+            return None
+        self._nonfinite_in_a_row = 0
+        batch_size = images.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=batch_size)
+        return loss
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """AdamW groups: backbone vs rest, and no weight decay on norm layers and biases."""
+        hp = self.hparams
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for module_name, module in self.named_modules():
+            for name, param in module.named_parameters(recurse=False):
+                if not param.requires_grad:
+                    continue
+                full = f"{module_name}.{name}" if module_name else name
+                in_backbone = full.startswith(self.backbone_prefix)
+                no_decay = isinstance(module, NORM_LAYERS) or param.ndim <= 1
+                groups.setdefault((in_backbone, no_decay), []).append(param)
+        backbone_lr = hp.backbone_lr if hp.backbone_lr is not None else hp.lr
+        return [
+            {
+                "params": params,
+                "lr": backbone_lr if in_backbone else hp.lr,
+                "weight_decay": 0.0 if no_decay else hp.weight_decay,
+                "name": f"{'backbone' if in_backbone else 'head'}{'_no_decay' if no_decay else ''}",
+            }
+            for (in_backbone, no_decay), params in sorted(groups.items())
+        ]
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch, as Lightning estimates them."""
+        trainer = self.trainer
+        total = int(trainer.estimated_stepping_batches)
+        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+        return max(1, total // epochs)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW over :meth:`parameter_groups`, linear warm-up then MultiStepLR, stepped per step."""
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(
+            self.parameter_groups(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
+        )
+        per_epoch = self.steps_per_epoch()
+        warmup = hp.warmup_steps if hp.warmup_steps is not None else round(hp.warmup_epochs * per_epoch)
+        schedulers: list[torch.optim.lr_scheduler.LRScheduler] = []
+        if warmup > 0:
+            schedulers.append(LinearLR(optimizer, start_factor=1e-3, total_iters=warmup))
+        schedulers.append(
+            MultiStepLR(optimizer, milestones=[m * per_epoch for m in hp.milestones], gamma=hp.gamma)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": ChainedScheduler(schedulers, optimizer), "interval": "step"},
+        }
+
+    # ----------------------------------------------------------------------- evaluation
+    def to_coco_results(self, detections: Detections, targets: list[Target]) -> list[dict[str, Any]]:
+        """COCO result dicts in original pixels with the dataset's category ids."""
+        results = []
+        for det, target in zip(detections, targets):
+            boxes = to_original_pixels(det["boxes"].detach().float().cpu(), target)
+            xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
+            for box, score, label in zip(xywh, det["scores"].tolist(), det["labels"].tolist()):
+                results.append({
+                    "image_id": int(target["image_id"]),
+                    "category_id": self.category_ids[int(label)],
+                    "bbox": [round(v, 2) for v in box],
+                    "score": round(float(score), 5),
+                })
+        return results
+
+    def _start_evaluation(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "ground_truth"):
+            self.evaluator = None
+            return
+        self.evaluator = CocoEvaluator(datamodule.ground_truth(stage))
+
+    def _evaluation_step(self, batch: tuple[Tensor, list[Target]]) -> dict[str, Any]:
+        images, targets = batch
+        detections = self.detect(self.to_float(images), targets)
+        if self.evaluator is not None:
+            self.evaluator.update(
+                self.to_coco_results(detections, targets), [int(t["image_id"]) for t in targets]
+            )
+        return {"detections": detections}
+
+    def _finish_evaluation(self, stage: str) -> None:
+        if self.evaluator is None:
+            return
+        stats = self.evaluator.compute()
+        headline = {f"{stage}/AP", f"{stage}/AP50"}
+        values = {f"{stage}/{k}": float(v) for k, v in stats.items()}
+        self.log_dict({k: v for k, v in values.items() if k in headline}, prog_bar=True, sync_dist=True)
+        self.log_dict({k: v for k, v in values.items() if k not in headline}, sync_dist=True)
+        if not self.trainer.sanity_checking:
+            rank_zero_info(
+                f"epoch {self.current_epoch} {stage}: AP {stats['AP']:.4f}  AP50 {stats['AP50']:.4f}  "
+                f"AP75 {stats['AP75']:.4f}  APs {stats['APs']:.4f}  APm {stats['APm']:.4f}  "
+                f"APl {stats['APl']:.4f}"
+            )
+        self.evaluator = None
+
+    def on_validation_epoch_start(self) -> None:  # noqa: D102
+        self._start_evaluation("val")
+
+    def validation_step(self, batch: tuple[Tensor, list[Target]], batch_idx: int) -> dict[str, Any]:  # noqa: D102
+        return self._evaluation_step(batch)
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self._finish_evaluation("val")
+
+    def on_test_epoch_start(self) -> None:  # noqa: D102
+        self._start_evaluation("test")
+
+    def test_step(self, batch: tuple[Tensor, list[Target]], batch_idx: int) -> dict[str, Any]:  # noqa: D102
+        return self._evaluation_step(batch)
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        self._finish_evaluation("test")
+
+    def predict_step(self, batch: tuple[Tensor, list[Target]], batch_idx: int) -> list[dict[str, Any]]:
+        """Detections per image in original pixels, with category ids and names."""
+        images, targets = batch
+        detections = self.detect(self.to_float(images), targets)
+        outputs = []
+        for det, target in zip(detections, targets):
+            boxes = to_original_pixels(det["boxes"].detach().float().cpu(), target)
+            labels = det["labels"].detach().cpu()
+            outputs.append({
+                "image_id": int(target["image_id"]),
+                "file_name": target.get("file_name"),
+                "boxes": boxes,
+                "scores": det["scores"].detach().float().cpu(),
+                "labels": labels,
+                "category_ids": [self.category_ids[int(i)] for i in labels],
+                "class_names": [self.class_names[int(i)] for i in labels],
+            })
+        return outputs

@@ -1,0 +1,103 @@
+"""Faster R-CNN on the shared detection task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+from neo.models.faster_rcnn import BackboneName, build_faster_rcnn
+from neo.tasks.detection import Detections, DetectionTask, Target
+
+
+class FasterRCNNTask(DetectionTask):
+    """torchvision Faster R-CNN (ResNet18/50-FPN) trained and evaluated by neo.
+
+    Args:
+        num_classes: number of object classes (no background); linked from the data.
+        backbone: ``resnet18`` or ``resnet50``.
+        pretrained_backbone: download torchvision's ImageNet backbone weights (needs internet).
+        backbone_weights: local ResNet state dict to start the backbone from.
+        trainable_backbone_layers: ResNet stages trained when starting from weights (5 = all).
+        score_threshold: minimum score of a returned detection.
+        nms_threshold: IoU of the per-class non-maximum suppression.
+        detections_per_image: detections kept per image.
+        returned_layers: ResNet stages (1-4) feeding the FPN (default all; ``[2, 3, 4]`` skips the
+            costly stride-4 level).
+        anchor_sizes: anchor sizes per FPN level (one tuple per level; default 32..512 over the levels).
+        rpn_proposals_train: proposals kept after the RPN's NMS in training.
+        rpn_proposals_test: proposals kept after the RPN's NMS in evaluation.
+        box_batch_size_per_image: RoIs sampled per image for the box-head loss.
+        lr: AdamW learning rate.
+        backbone_lr: backbone learning rate (default: ``lr``).
+        weight_decay: AdamW weight decay (none on norm layers and biases).
+        betas: AdamW betas.
+        warmup_steps: linear warm-up in optimizer steps (overrides ``warmup_epochs``).
+        warmup_epochs: linear warm-up in epochs.
+        milestones: epochs at which the learning rate is multiplied by ``gamma``.
+        gamma: learning-rate decay factor.
+        max_nonfinite_steps: consecutive skipped non-finite losses before training stops.
+    """
+
+    backbone_prefix = "model.backbone.body."
+
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: BackboneName = "resnet18",
+        pretrained_backbone: bool = False,
+        backbone_weights: Path | None = None,
+        trainable_backbone_layers: int = 3,
+        score_threshold: float = 0.01,
+        nms_threshold: float = 0.5,
+        detections_per_image: int = 100,
+        returned_layers: list[int] | None = None,
+        anchor_sizes: list[tuple[int, ...]] | None = None,
+        rpn_proposals_train: int = 2000,
+        rpn_proposals_test: int = 1000,
+        box_batch_size_per_image: int = 512,
+        lr: float = 1e-4,
+        backbone_lr: float | None = None,
+        weight_decay: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        warmup_steps: int | None = None,
+        warmup_epochs: float = 0.0,
+        milestones: list[int] = [],  # noqa: B006
+        gamma: float = 0.1,
+        max_nonfinite_steps: int = 10,
+    ) -> None:
+        super().__init__(
+            num_classes, lr, backbone_lr, weight_decay, betas, warmup_steps, warmup_epochs,
+            milestones, gamma, max_nonfinite_steps,
+        )
+        extra: dict[str, Any] = {}
+        if anchor_sizes is not None:
+            sizes = tuple(tuple(s) for s in anchor_sizes)
+            extra["rpn_anchor_generator"] = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+        self.model = build_faster_rcnn(
+            num_classes,
+            backbone=backbone,
+            pretrained_backbone=pretrained_backbone,
+            backbone_weights=backbone_weights,
+            trainable_backbone_layers=trainable_backbone_layers,
+            returned_layers=returned_layers,
+            rpn_post_nms_top_n_train=rpn_proposals_train,
+            rpn_post_nms_top_n_test=rpn_proposals_test,
+            box_batch_size_per_image=box_batch_size_per_image,
+            box_score_thresh=score_threshold,
+            box_nms_thresh=nms_threshold,
+            box_detections_per_img=detections_per_image,
+            **extra,
+        )
+
+    def compute_losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
+        """RPN and box-head losses from torchvision's model (labels shifted past background)."""
+        shifted = [{"boxes": t["boxes"], "labels": t["labels"] + 1} for t in targets]
+        return self.model(list(images), shifted)
+
+    def detect(self, images: Tensor, targets: list[Target]) -> Detections:
+        """Detections in input pixels with labels 0..num_classes-1."""
+        outputs = self.model(list(images))
+        return [{**out, "labels": out["labels"] - 1} for out in outputs]
