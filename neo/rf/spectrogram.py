@@ -13,7 +13,10 @@ taking the logarithm of the full-resolution spectrogram and resizing afterwards.
 Power is ``|X|² / Σ w²``, so white noise of unit per-sample power reads 0 dB whatever the window.
 """
 
+import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -26,6 +29,19 @@ _WINDOWS = {
     "rect": torch.ones,
 }
 _SUBSAMPLE_FOR_PERCENTILES = 1 << 16
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _single_threaded() -> None:
+    torch.set_num_threads(1)
+
+
+def _cpu_pool(workers: int) -> ThreadPoolExecutor:
+    """Worker threads that each run torch single-threaded (recreated after a fork)."""
+    key = (os.getpid(), workers)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(workers, initializer=_single_threaded)
+    return _POOLS[key]
 
 
 def area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +110,10 @@ class Spectrogram(nn.Module):
         min_range_db: Smallest allowed ``ceiling − floor`` in dB.
         block_frames: Frames transformed per step on CPU (keeps the working set in cache);
             CUDA transforms all frames at once.
+        cpu_threads: CPU worker threads for the blocks; None uses ``torch.get_num_threads()``.
+            Blocks are spread over threads that each run torch single-threaded, which scales
+            like intra-op parallelism on an idle machine and degrades far more gracefully than
+            many short OpenMP regions when cores are shared with other processes.
     """
 
     def __init__(
@@ -108,6 +128,7 @@ class Spectrogram(nn.Module):
         ceiling_db: float | None = None,
         min_range_db: float = 20.0,
         block_frames: int = 128,
+        cpu_threads: int | None = None,
     ) -> None:
         super().__init__()
         if nfft < 2 or hop < 1:
@@ -123,6 +144,7 @@ class Spectrogram(nn.Module):
         self.floor_percentile, self.ceiling_percentile = floor_percentile, ceiling_percentile
         self.floor_db, self.ceiling_db, self.min_range_db = floor_db, ceiling_db, min_range_db
         self.block_frames = max(1, block_frames)
+        self.cpu_threads = cpu_threads
         win = _WINDOWS[window](nfft, dtype=torch.float32)
         self.register_buffer("window", win, persistent=False)
         self._power_scale = 1.0 / float((win.double() ** 2).sum())
@@ -159,14 +181,27 @@ class Spectrogram(nn.Module):
         return out
 
     def _time_weights(self, frames: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Area-resize taps over frames, with the power normalisation folded into the weights."""
         key = (frames, device)
         if key not in self._time_cache:
             idx, w = area_weights(frames, self.width)
             self._time_cache[key] = (
                 torch.as_tensor(idx, device=device),
-                torch.as_tensor(w, dtype=torch.float32, device=device),
+                torch.as_tensor(w * self._power_scale, dtype=torch.float32, device=device),
             )
         return self._time_cache[key]
+
+    def _time_reduce(
+        self, per_frame: torch.Tensor, idx: torch.Tensor, w: torch.Tensor
+    ) -> torch.Tensor:
+        """``(frames, H)`` -> ``(H, columns)`` for the columns described by ``idx``/``w``."""
+        out = per_frame[idx[0]] * w[0, :, None]
+        for k in range(1, idx.shape[0]):
+            out += per_frame[idx[k]] * w[k, :, None]
+        return out.t()
+
+    def _workers(self, iq: torch.Tensor) -> int:
+        return 1 if iq.is_cuda else max(1, self.cpu_threads or torch.get_num_threads())
 
     def power(self, iq: torch.Tensor) -> torch.Tensor:
         """Area-resized linear power, shape ``(H, W)``, row 0 = highest frequency.
@@ -185,18 +220,35 @@ class Spectrogram(nn.Module):
         if num == 0:
             raise ValueError(f"need at least nfft={self.nfft} samples, got {iq.shape[0]}")
         frames = iq.unfold(0, self.nfft, self.hop)
+        time_idx, time_w = self._time_weights(num, iq.device)
         if iq.is_cuda:
-            per_frame = self._frame_power(frames)
+            return self._time_reduce(self._frame_power(frames), time_idx, time_w).contiguous()
+
+        per_frame = torch.empty(num, self.height, dtype=torch.float32)
+        image = torch.empty(self.height, self.width, dtype=torch.float32)
+
+        def frame_block(start: int) -> None:
+            stop = min(num, start + self.block_frames)
+            per_frame[start:stop] = self._frame_power(frames[start:stop])
+
+        def column_block(bounds: tuple[int, int]) -> None:
+            a, b = bounds
+            image[:, a:b] = self._time_reduce(per_frame, time_idx[:, a:b], time_w[:, a:b])
+
+        starts = range(0, num, self.block_frames)
+        workers = min(self._workers(iq), len(starts))
+        edges = np.linspace(0, self.width, min(workers, self.width) + 1).astype(int)
+        columns = list(itertools.pairwise(edges))
+        if workers > 1:
+            pool = _cpu_pool(workers)
+            list(pool.map(frame_block, starts))
+            list(pool.map(column_block, columns))
         else:
-            per_frame = torch.empty(num, self.height, dtype=torch.float32)
-            for start in range(0, num, self.block_frames):
-                stop = min(num, start + self.block_frames)
-                per_frame[start:stop] = self._frame_power(frames[start:stop])
-        time_idx, time_w = self._time_weights(num, per_frame.device)
-        image = per_frame[time_idx[0]] * time_w[0, :, None]
-        for k in range(1, time_idx.shape[0]):
-            image += per_frame[time_idx[k]] * time_w[k, :, None]
-        return image.t().mul_(self._power_scale)
+            for start in starts:
+                frame_block(start)
+            for bounds in columns:
+                column_block(bounds)
+        return image
 
     def normalise(self, power: torch.Tensor) -> torch.Tensor:
         """Power -> dB -> [0, 1] with the configured floor and ceiling."""
@@ -219,4 +271,8 @@ class Spectrogram(nn.Module):
 
     def forward(self, iq: torch.Tensor) -> torch.Tensor:
         """Image in [0, 1], shape ``(H, W)``, frequency increasing upward, time along columns."""
-        return self.normalise(self.power(iq))
+        power = self.power(iq)
+        workers = self._workers(iq)
+        if workers > 1:  # a short single-threaded step: cheaper than waking a thread team
+            return _cpu_pool(workers).submit(self.normalise, power).result()
+        return self.normalise(power)

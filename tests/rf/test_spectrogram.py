@@ -91,3 +91,11 @@ def test_cuda_matches_cpu():
     cpu = spec.power(x)
     gpu = spec.to("cuda").power(x.cuda()).cpu()
     np.testing.assert_allclose(gpu.numpy(), cpu.numpy(), rtol=1e-3)
+
+
+def test_thread_pool_matches_serial():
+    torch.manual_seed(1)
+    x = torch.randn(64 * 100, dtype=torch.complex64)
+    serial = Spectrogram(64, 32, image_size=(32, 40), block_frames=8, cpu_threads=1)(x)
+    pooled = Spectrogram(64, 32, image_size=(32, 40), block_frames=8, cpu_threads=2)(x)
+    torch.testing.assert_close(pooled, serial)
