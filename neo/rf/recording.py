@@ -85,7 +85,7 @@ class Recording:
     """An opened, validated SigMF recording (single channel) read chunk by chunk.
 
     Args:
-        path: ``.sigmf-meta`` file (or the recording's base name).
+        path: ``.sigmf-meta`` file (or its ``.sigmf-data`` file, or the recording's base name).
 
     Raises:
         FileNotFoundError: The metadata file does not exist.
@@ -94,7 +94,9 @@ class Recording:
 
     def __init__(self, path: Path | str) -> None:
         meta_path = Path(path)
-        if meta_path.suffix != ".sigmf-meta":
+        if meta_path.suffix == ".sigmf-data":
+            meta_path = meta_path.with_suffix(".sigmf-meta")
+        elif meta_path.suffix != ".sigmf-meta":
             meta_path = meta_path.with_name(meta_path.name + ".sigmf-meta")
         if not meta_path.is_file():
             raise FileNotFoundError(f"{meta_path}: SigMF metadata file not found")

@@ -51,6 +51,12 @@ def test_missing_data_file(make_recording):
         Recording(path)
 
 
+def test_opens_by_data_or_base_name(make_recording):
+    meta = make_recording()
+    assert Recording(meta.with_suffix(".sigmf-data")).meta_path == meta
+    assert Recording(meta.with_suffix("")).meta_path == meta
+
+
 def test_missing_meta_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nothing\.sigmf-meta"):
         Recording(tmp_path / "nothing.sigmf-meta")
