@@ -17,8 +17,9 @@ transforms each allocate a new full-size image, and fresh memory pages are the d
    in-place horizontal flip of that region, and padding of the rest.
 
 Randomness: albumentations 2 ``Compose(seed=s)`` seeds *every* transform with the same ``s``, so
-their draws are identical (with p=0.5 flip and p=0.8 jitter, every flipped sample would also be
-jittered); here all steps share one generator pair instead. DataLoader workers are forked copies
+their streams are copies of one another (their first draws coincide, and two transforms that draw
+equally, e.g. HorizontalFlip and VerticalFlip, flip together on every call); here all steps share
+one generator pair instead. DataLoader workers are forked copies
 of the same generator state and would repeat each other's augmentations; ``TrainTransform`` checks
 ``torch.utils.data.get_worker_info()`` on each call and, the first time it runs in a worker (and
 again whenever the worker's seed changes, i.e. each epoch for non-persistent workers), reseeds from

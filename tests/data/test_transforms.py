@@ -282,7 +282,7 @@ def test_same_seed_reproduces_different_seeds_differ():
 
 
 def test_steps_draw_from_one_stream_not_identical_copies():
-    # Compose(seed=s) would give flip and jitter the same draws (flip implied jitter at p 0.5/0.8).
+    # Compose(seed=s) gives every step a copy of one stream; here they share a single stream.
     t = TrainTransform(SIZES, hflip_prob=0.5, photometric_prob=0.5, crop_prob=0.0, seed=3)
     jitter = t._compose.transforms[0]
     img = np.zeros((IN_H, IN_W, 3), np.uint8)
