@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from lightning import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from neo.callbacks.prediction_writer import CocoPredictionWriter
 from neo.data.problems import DatasetError
 from neo.utils.checkpoint_io import AtomicCheckpointIO
 
@@ -58,7 +61,13 @@ class NeoCLI(LightningCLI):
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
         self.config_init[self.subcommand]["trainer"]["plugins"] = plugins
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "predict" and not any(
+            isinstance(c, BasePredictionWriter) for c in trainer.callbacks
+        ):
+            output_dir = Path(trainer.default_root_dir) / "predictions"
+            trainer.callbacks.append(CocoPredictionWriter(output_dir=output_dir))
+        return trainer
 
 
 def main(args: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ class DemoCocoDataModule(CocoDataModule):
         objects_per_image: range of objects drawn per image.
         size_range: range of object side as a fraction of the image height.
         seed: generator seed.
+        predict_images: folder of images for ``neo predict`` (default: the validation split).
         train_sizes: (height, width) canvases for multi-scale training.
         eval_size: (height, width) canvas for evaluation.
         hflip_prob: probability of a horizontal flip in training.
@@ -54,6 +55,7 @@ class DemoCocoDataModule(CocoDataModule):
         objects_per_image: tuple[int, int] = (4, 12),
         size_range: tuple[float, float] = (0.02, 0.3),
         seed: int = 0,
+        predict_images: Path | None = None,
         train_sizes: list[tuple[int, int]] = [(1088, 1920)],  # noqa: B006
         eval_size: tuple[int, int] = (1088, 1920),
         hflip_prob: float = 0.5,
@@ -81,6 +83,7 @@ class DemoCocoDataModule(CocoDataModule):
             train_annotations="annotations/instances_train.json",
             val_images="val",
             val_annotations="annotations/instances_val.json",
+            predict_images=predict_images,
             train_sizes=train_sizes,
             eval_size=eval_size,
             hflip_prob=hflip_prob,

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from neo.data.coco_index import CocoIndex
 from neo.data.images import read_image
-from neo.data.transforms import TransformedSample
+from neo.data.transforms import PAD_VALUE, TransformedSample
 
 Transform = Callable[[np.ndarray, np.ndarray, np.ndarray], TransformedSample]
 Target = dict[str, Any]
@@ -84,11 +84,11 @@ class ImageFolderDataset(Dataset):
 
 
 def collate_detection(batch: list[tuple[torch.Tensor, Target]]) -> tuple[torch.Tensor, list[Target]]:
-    """Stacks images into one uint8 tensor, zero-padding bottom/right to the largest in the batch."""
+    """Stacks images into one uint8 tensor, padding bottom/right to the largest in the batch."""
     images = [image for image, _ in batch]
     height = max(int(im.shape[1]) for im in images)
     width = max(int(im.shape[2]) for im in images)
-    out = torch.zeros((len(images), 3, height, width), dtype=torch.uint8)
+    out = torch.full((len(images), 3, height, width), PAD_VALUE, dtype=torch.uint8)
     for i, image in enumerate(images):
         out[i, :, : image.shape[1], : image.shape[2]] = image
     return out, [target for _, target in batch]

@@ -46,7 +46,7 @@ def read_image(path: Path, expected_size: tuple[int, int] | None = None, source:
         eh, ew = expected_size
         listed = f" in {source}" if source else ""
         raise ImageSizeError(f"{path}: image is {w}x{h} but recorded as {ew}x{eh}{listed}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
 
 
 def is_truncated_jpeg(path: Path) -> bool:

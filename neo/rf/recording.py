@@ -11,6 +11,8 @@ fatal: a non-positive ``core:sample_count``, only one of the two frequency edges
 wrong order, or a frequency span entirely outside the captured band. An annotation without
 frequency edges covers the full band; one without ``core:sample_count`` runs to the end.
 
+Opening reads only the metadata; samples are read chunk by chunk through ``sigmf``
+(``read_samples``), and ``core:sha512`` is not verified because that would read the whole file.
 Sample indices in captures and annotations are absolute (``core:offset`` is subtracted to get the
 position in the data file); :class:`Annotation` and :class:`Capture` hold file positions.
 """

@@ -148,11 +148,13 @@ class Spectrogram(nn.Module):
         win = _WINDOWS[window](nfft, dtype=torch.float32)
         self.register_buffer("window", win, persistent=False)
         self._power_scale = 1.0 / float((win.double() ** 2).sum())
+        # nfft a multiple of an even height: sum whole groups of bins in natural FFT order and
+        # put the groups in display order once per image (fftshift + flip is a row permutation)
         self._grouped = nfft % height == 0 and height % 2 == 0
         if self._grouped:
-            group = nfft // height
+            self._power_scale /= nfft // height
             rows = (height // 2 - 1 - np.arange(height)) % height
-            freq_idx, freq_w = rows[None, :], np.full((1, height), 1.0 / group)
+            freq_idx, freq_w = rows[None, :], np.ones((1, height))
         else:
             freq_idx, freq_w = area_weights(nfft, height)
             freq_idx = flipped_fftshift_order(nfft)[freq_idx]
@@ -165,7 +167,11 @@ class Spectrogram(nn.Module):
         return 0 if num_samples < self.nfft else 1 + (num_samples - self.nfft) // self.hop
 
     def _frame_power(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frame powers reduced over frequency: ``(n, nfft)`` complex frames -> ``(n, H)``."""
+        """Frame powers reduced over frequency: ``(n, nfft)`` complex frames -> ``(n, H)``.
+
+        Rows come in natural FFT group order when ``_grouped`` (see ``_time_reduce``), else in
+        display order.
+        """
         spectrum = torch.fft.fft(frames * self.window, dim=-1)
         parts = torch.view_as_real(spectrum)
         n = frames.shape[0]
@@ -173,7 +179,7 @@ class Spectrogram(nn.Module):
             # |X|² summed over each group of bins = squared 2-norm of its (re, im) parts
             grouped = parts.reshape(n, self.height, -1)
             natural = torch.linalg.vector_norm(grouped, dim=-1).square_()
-            return natural[:, self._freq_idx[0]].mul_(self._freq_w[0, 0])
+            return natural
         power = torch.linalg.vector_norm(parts, dim=-1).square_()
         out = power[:, self._freq_idx[0]] * self._freq_w[0]
         for k in range(1, self._freq_idx.shape[0]):
