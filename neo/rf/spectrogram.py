@@ -200,10 +200,12 @@ class Spectrogram(nn.Module):
     def _time_reduce(
         self, per_frame: torch.Tensor, idx: torch.Tensor, w: torch.Tensor
     ) -> torch.Tensor:
-        """``(frames, H)`` -> ``(H, columns)`` for the columns described by ``idx``/``w``."""
+        """``(frames, H)`` -> ``(H, columns)`` in display order for the columns of ``idx``/``w``."""
         out = per_frame[idx[0]] * w[0, :, None]
         for k in range(1, idx.shape[0]):
             out += per_frame[idx[k]] * w[k, :, None]
+        if self._grouped:
+            out = out[:, self._freq_idx[0]]
         return out.t()
 
     def _workers(self, iq: torch.Tensor) -> int:
