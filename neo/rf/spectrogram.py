@@ -6,9 +6,9 @@ flipped, so image row 0 is the highest frequency (just below +fs/2) and the last
 
 Resizing to the image size is an *area* resize of linear power done before the logarithm: every
 output pixel is the mean power over the exact rectangle of (frame, bin) cells it covers, with
-fractional cells weighted by their overlap. This equals integrating the spectrogram over the pixel,
-so the total power is preserved and no sample is dropped or aliased; it is also far cheaper than
-taking the logarithm of the full-resolution spectrogram and resizing afterwards.
+fractional cells weighted by their overlap. This equals integrating the spectrogram over the
+pixel, so the total power is preserved and no frame or bin is skipped or aliased; it is also far
+cheaper than taking the logarithm of the full-resolution spectrogram and resizing afterwards.
 
 Power is ``|X|² / Σ w²``, so white noise of unit per-sample power reads 0 dB whatever the window.
 """
