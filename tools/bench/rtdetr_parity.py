@@ -35,19 +35,33 @@ CONFIGS = {
 }
 
 
-def build_official(root: Path, variant: str, eval_size: list[int]) -> tuple[nn.Module, nn.Module]:
+def build_official(
+    root: Path, variant: str, eval_size: list[int], plain_bn: bool = False
+) -> tuple[nn.Module, nn.Module]:
+    """Official model and criterion from the variant's yml (``plain_bn``: no frozen BN)."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from src.core import YAMLConfig  # official code, outside neo
 
-    # Plain BatchNorm in the backbone so that its statistics can be calibrated below; in eval
-    # mode it computes what the official FrozenBatchNorm2d computes.
-    cfg = YAMLConfig(
-        str(root / CONFIGS[variant]),
-        PResNet={"pretrained": False, "freeze_norm": False},
-        eval_spatial_size=eval_size,
-    )
+    backbone = {"pretrained": False}
+    if plain_bn:
+        backbone["freeze_norm"] = False
+    cfg = YAMLConfig(str(root / CONFIGS[variant]), PResNet=backbone, eval_spatial_size=eval_size)
     return cfg.model, cfg.criterion
+
+
+def official_random_weights(root: Path, variant: str, seed: int) -> dict:
+    """Official state dict with perturbed weights and calibrated BN statistics.
+
+    Statistics are calibrated with plain BatchNorm, then loaded into the model built from the
+    unmodified config (R50 uses FrozenBatchNorm2d), whose state dict is returned.
+    """
+    torch.manual_seed(seed)
+    calibration, _ = build_official(root, variant, [640, 640], plain_bn=True)
+    randomise(calibration, seed)
+    official, _ = build_official(root, variant, [640, 640])
+    official.load_state_dict(calibration.state_dict())
+    return official.state_dict()
 
 
 @torch.no_grad()
@@ -107,11 +121,12 @@ def random_targets(gen: torch.Generator, batch: int, num_classes: int) -> list[d
 
 def run_variant(root: Path, variant: str, seed: int, workdir: Path) -> dict[str, float]:
     results: dict[str, float] = {}
-    torch.manual_seed(seed)
+    state = official_random_weights(root, variant, seed)
     official, official_criterion = build_official(root, variant, [640, 640])
-    randomise(official, seed)
+    official.load_state_dict(state)
+    official.eval()
     path = workdir / f"official_{variant}.pth"
-    torch.save({"model": official.state_dict()}, path)
+    torch.save({"model": state}, path)
 
     neo = build_rtdetr(variant)
     report = load_official_state_dict(neo, path)
