@@ -55,9 +55,10 @@ class DetectionVisualizer(Callback):
             self._rendered.append((int(target["image_id"]), picture))
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
         if not self._rendered or not trainer.is_global_zero:
             return
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "visualizations"
+        folder = Path(log_dir or trainer.default_root_dir) / "visualizations"
         folder = folder / f"epoch_{trainer.current_epoch:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         for image_id, picture in self._rendered:
