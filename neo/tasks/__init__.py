@@ -2,5 +2,6 @@
 
 from neo.tasks.detection import DetectionTask
 from neo.tasks.faster_rcnn import FasterRCNNTask
+from neo.tasks.rtdetr import RTDETRTask
 
-__all__ = ["DetectionTask", "FasterRCNNTask"]
+__all__ = ["DetectionTask", "FasterRCNNTask", "RTDETRTask"]
