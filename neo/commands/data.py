@@ -15,6 +15,7 @@ FUNCTION_VERBS: dict[str, tuple[str, str]] = {
     "synth": ("neo.data.synth", "synth"),
     "synth-rf": ("neo.rf", "synth_rf"),
     "spectrogram": ("neo.rf", "make_spectrograms"),
+    "coco": ("neo.commands.coco_download", "coco"),
 }
 
 
