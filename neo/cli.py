@@ -15,13 +15,15 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from neo.callbacks.prediction_writer import CocoPredictionWriter
 from neo.data.problems import DatasetError
+from neo.rf.recording import RecordingError
 from neo.utils.checkpoint_io import AtomicCheckpointIO
 
 EPILOG = (
-    "more verbs: `neo data {check,synth,synth-rf,spectrogram} --help` (dataset tools). "
-    "Example: neo fit --config configs/demo/faster_rcnn.yaml"
+    "more verbs: `neo data {check,synth,synth-rf,spectrogram} --help` (dataset tools), "
+    "`neo cv --help` (k-fold cross-validation), `neo rf detect --help` (multi-model detection on "
+    "SigMF recordings). Example: neo fit --config configs/demo/faster_rcnn.yaml"
 )
-USER_ERRORS: tuple[type[BaseException], ...] = (DatasetError, FileNotFoundError)
+USER_ERRORS: tuple[type[BaseException], ...] = (DatasetError, FileNotFoundError, RecordingError)
 
 
 class NeoSaveConfig(SaveConfigCallback):
@@ -52,11 +54,15 @@ class NeoCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: Any) -> None:  # noqa: D102
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments(
+            "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
+        )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Adds atomic, safely loaded checkpoints unless the config names its own CheckpointIO."""
-        plugins = self.config_init[self.subcommand]["trainer"].get("plugins") if self.subcommand else None
+        plugins = (
+            self.config_init[self.subcommand]["trainer"].get("plugins") if self.subcommand else None
+        )
         plugins = list(plugins or [])
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
@@ -78,6 +84,14 @@ def main(args: list[str] | None = None) -> int:
             from neo.commands.data import run
 
             code = run(argv[1:])
+        elif argv and argv[0] == "cv":
+            from neo.commands.cv import run as run_cv
+
+            code = run_cv(argv[1:])
+        elif argv and argv[0] == "rf":
+            from neo.commands.rf_detect import run as run_rf
+
+            code = run_rf(argv[1:])
         else:
             NeoCLI(args=None if args is None else argv)
             code = 0

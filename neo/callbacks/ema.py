@@ -21,7 +21,9 @@ class EMA(WeightAveraging):
         use_buffers: also average buffers such as BatchNorm statistics.
     """
 
-    def __init__(self, decay: float = 0.9999, warmup_steps: int = 2000, use_buffers: bool = True) -> None:
+    def __init__(
+        self, decay: float = 0.9999, warmup_steps: int = 2000, use_buffers: bool = True
+    ) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = decay
@@ -34,7 +36,9 @@ class EMA(WeightAveraging):
             return self.decay
         return self.decay * (1.0 - math.exp(-(num_updates + 1) / self.warmup_steps))
 
-    def _average(self, averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor | int) -> None:
+    def _average(
+        self, averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor | int
+    ) -> None:
         decay = self.decay_at(int(num_averaged))
         floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
         if floats:

@@ -27,7 +27,9 @@ class CocoPredictionWriter(BasePredictionWriter):
     """
 
     def __init__(
-        self, output_dir: Path = Path("predictions"), render: bool = False,
+        self,
+        output_dir: Path = Path("predictions"),
+        render: bool = False,
         render_score_threshold: float = 0.3,
     ) -> None:
         super().__init__(write_interval="epoch")
@@ -54,9 +56,14 @@ class CocoPredictionWriter(BasePredictionWriter):
             boxes = item["boxes"].tolist()
             for box, score, cid in zip(boxes, item["scores"].tolist(), item["category_ids"]):
                 result = {
-                    "image_id": item["image_id"], "category_id": cid,
-                    "bbox": [round(box[0], 2), round(box[1], 2), round(box[2] - box[0], 2),
-                             round(box[3] - box[1], 2)],
+                    "image_id": item["image_id"],
+                    "category_id": cid,
+                    "bbox": [
+                        round(box[0], 2),
+                        round(box[1], 2),
+                        round(box[2] - box[0], 2),
+                        round(box[3] - box[1], 2),
+                    ],
                     "score": round(float(score), 5),
                 }
                 if item.get("file_name"):
@@ -65,8 +72,10 @@ class CocoPredictionWriter(BasePredictionWriter):
         write_json(self.output_dir / "predictions.json", results)
         if self.render:
             self._render(unique.values(), pl_module)
-        print(f"wrote {len(results)} detections for {len(unique)} images to "
-              f"{self.output_dir / 'predictions.json'}")
+        print(
+            f"wrote {len(results)} detections for {len(unique)} images to "
+            f"{self.output_dir / 'predictions.json'}"
+        )
 
     def _render(self, items: Any, pl_module: LightningModule) -> None:
         folder = self.output_dir / "rendered"
@@ -77,14 +86,22 @@ class CocoPredictionWriter(BasePredictionWriter):
                 continue
             keep = item["scores"] >= self.render_score_threshold
             picture = draw_detections(
-                read_image(Path(item["file_name"])), item["boxes"][keep].numpy(),
-                item["labels"][keep].tolist(), names, item["scores"][keep].tolist(),
+                read_image(Path(item["file_name"])),
+                item["boxes"][keep].numpy(),
+                item["labels"][keep].tolist(),
+                names,
+                item["scores"][keep].tolist(),
             )
             out = folder / Path(item["file_name"]).name
             cv2.imwrite(str(out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
 
 def _flatten(predictions: Any) -> list[Any]:
-    if predictions and isinstance(predictions[0], list) and predictions[0] and isinstance(predictions[0][0], list):
+    if (
+        predictions
+        and isinstance(predictions[0], list)
+        and predictions[0]
+        and isinstance(predictions[0][0], list)
+    ):
         return [batch for loader in predictions for batch in loader]
     return list(predictions)

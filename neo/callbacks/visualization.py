@@ -33,10 +33,19 @@ class DetectionVisualizer(Callback):
         self._rendered = []
 
     def on_validation_batch_end(  # noqa: D102
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
-        batch_idx: int, dataloader_idx: int = 0,
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
     ) -> None:
-        if trainer.sanity_checking or len(self._rendered) >= self.num_images or not trainer.is_global_zero:
+        if (
+            trainer.sanity_checking
+            or len(self._rendered) >= self.num_images
+            or not trainer.is_global_zero
+        ):
             return
         images, targets = batch
         names = list(getattr(pl_module, "class_names", []))
@@ -62,7 +71,9 @@ class DetectionVisualizer(Callback):
         folder = folder / f"epoch_{trainer.current_epoch:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         for image_id, picture in self._rendered:
-            cv2.imwrite(str(folder / f"image_{image_id}.jpg"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(
+                str(folder / f"image_{image_id}.jpg"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+            )
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 for image_id, picture in self._rendered:
@@ -71,7 +82,9 @@ class DetectionVisualizer(Callback):
                     )
             elif isinstance(logger, WandbLogger):
                 logger.log_image(
-                    "val/predictions", [p for _, p in self._rendered],
-                    step=trainer.global_step, caption=[f"image {i}" for i, _ in self._rendered],
+                    "val/predictions",
+                    [p for _, p in self._rendered],
+                    step=trainer.global_step,
+                    caption=[f"image {i}" for i, _ in self._rendered],
                 )
         self._rendered = []

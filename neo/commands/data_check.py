@@ -15,8 +15,12 @@ from neo.data.problems import DatasetError, ProblemReport
 
 def add_check_arguments(parser: ArgumentParser) -> None:
     """Options of ``neo data check``."""
-    parser.add_argument("--config", type=str, help="a neo config file; its `data` section is checked")
-    parser.add_argument("--no_decode", action="store_true", help="skip decoding every image (faster)")
+    parser.add_argument(
+        "--config", type=str, help="a neo config file; its `data` section is checked"
+    )
+    parser.add_argument(
+        "--no_decode", action="store_true", help="skip decoding every image (faster)"
+    )
     parser.add_argument("--max_listed", type=int, default=20, help="problems listed per kind")
     parser.add_subclass_arguments(LightningDataModule, "data", required=False)
 
@@ -46,7 +50,9 @@ def run_check(parser: ArgumentParser, argv: list[str]) -> int:
     datamodule = parser.instantiate_classes(cfg).data
     check = getattr(datamodule, "check", None)
     if check is None:
-        raise DatasetError(f"{type(datamodule).__name__} cannot be checked (it has no check method)")
+        raise DatasetError(
+            f"{type(datamodule).__name__} cannot be checked (it has no check method)"
+        )
     reports: dict[str, ProblemReport] = check(decode_images=not cfg.no_decode)
     return print_reports(reports, cfg.max_listed)
 
@@ -75,4 +81,3 @@ def print_reports(reports: dict[str, ProblemReport], max_listed: int = 20) -> in
                 console.print(f"[{split}] {level}: {problem}", markup=False, highlight=False)
     console.print("FAILED: fix the errors above" if failed else "OK: the dataset can be used")
     return 1 if failed else 0
-

@@ -79,7 +79,9 @@ class DetectionDataModule(LightningDataModule):
 
     def _loader(self, dataset: Dataset | None, stage: str, shuffle: bool) -> DataLoader:
         if dataset is None:
-            raise RuntimeError(f"{type(self).__name__} has no {stage} data; check its configuration")
+            raise RuntimeError(
+                f"{type(self).__name__} has no {stage} data; check its configuration"
+            )
         workers = self.num_workers
         return DataLoader(
             dataset,

@@ -72,7 +72,12 @@ class CocoDataModule(DetectionDataModule):
         pin_memory: bool = True,
     ) -> None:
         super().__init__(
-            batch_size, eval_batch_size, num_workers, persistent_workers, prefetch_factor, pin_memory
+            batch_size,
+            eval_batch_size,
+            num_workers,
+            persistent_workers,
+            prefetch_factor,
+            pin_memory,
         )
         self.root = Path(root)
         self.splits = {
@@ -117,7 +122,9 @@ class CocoDataModule(DetectionDataModule):
             self._check_root()
             if not self.has_split(split):
                 raise DatasetError(f"{self.root}: no {split} split configured")
-            index = load_coco_index(self.annotation_path(split), self.image_folder(split), check_files)
+            index = load_coco_index(
+                self.annotation_path(split), self.image_folder(split), check_files
+            )
             index.report.raise_if_fatal()
             if index.category_ids != [c["id"] for c in self.categories]:
                 raise DatasetError(
@@ -190,15 +197,21 @@ class CocoDataModule(DetectionDataModule):
                 index = load_coco_index(annotation_file, self.image_folder(split), check_files=True)
             except DatasetError as e:
                 reports[split] = ProblemReport()
-                reports[split].add("unreadable annotation file", str(annotation_file), str(e), fatal=True)
+                reports[split].add(
+                    "unreadable annotation file", str(annotation_file), str(e), fatal=True
+                )
                 continue
             report = index.report
             for record in index.images:
                 if len(record.boxes) == 0 and len(record.crowd_boxes) == 0:
-                    report.add("image without annotations (kept as negative)", str(record.path), "no boxes")
+                    report.add(
+                        "image without annotations (kept as negative)", str(record.path), "no boxes"
+                    )
             if decode_images:
                 with ThreadPoolExecutor(max_workers=4) as pool:
-                    for problem in pool.map(lambda r: _image_problem(r, annotation_file), index.images):
+                    for problem in pool.map(
+                        _image_problem, index.images, [annotation_file] * len(index.images)
+                    ):
                         if problem is not None:
                             report.add(*problem, fatal=True)
             reports[split] = report

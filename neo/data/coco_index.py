@@ -44,7 +44,7 @@ class CocoIndex:
         annotation_file: the instances JSON it was read from.
         images: one record per image, in file order.
         categories: COCO categories sorted by id; list position is the contiguous training label.
-        ground_truth: the cleaned COCO dict used for evaluation (clipped boxes, bad annotations removed).
+        ground_truth: the cleaned COCO dict used for evaluation (clipped boxes, bad ones removed).
         report: problems found while reading.
     """
 
@@ -96,9 +96,7 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def load_coco_index(
-    annotation_file: Path, image_root: Path, check_files: bool = True
-) -> CocoIndex:
+def load_coco_index(annotation_file: Path, image_root: Path, check_files: bool = True) -> CocoIndex:
     """Reads, validates and cleans one COCO instances file.
 
     Fatal problems (malformed file, duplicate ids, image paths escaping ``image_root``, missing
@@ -121,7 +119,9 @@ def load_coco_index(
     data = read_json(annotation_file)
     src = str(annotation_file)
     if not isinstance(data, dict):
-        raise DatasetError(f"{src}: expected a JSON object with 'images', 'annotations', 'categories'")
+        raise DatasetError(
+            f"{src}: expected a JSON object with 'images', 'annotations', 'categories'"
+        )
     for key in ("images", "categories"):
         if not isinstance(data.get(key), list):
             raise DatasetError(f"{src}: missing or invalid '{key}' list")
@@ -140,7 +140,9 @@ def load_coco_index(
         if image is None:
             continue
         if image["id"] in images:
-            report.add("duplicate image id", src, f"image id {image['id']} appears twice", fatal=True)
+            report.add(
+                "duplicate image id", src, f"image id {image['id']} appears twice", fatal=True
+            )
             continue
         images[image["id"]] = image
         paths[image["id"]] = image.pop("_path")
@@ -211,31 +213,44 @@ def _read_image_entry(
     entry: Any, src: str, image_root: Path, report: ProblemReport, check_files: bool
 ) -> dict[str, Any] | None:
     if not isinstance(entry, dict):
-        report.add("invalid image entry", src, f"image entry is not an object: {entry!r}", fatal=True)
+        report.add(
+            "invalid image entry", src, f"image entry is not an object: {entry!r}", fatal=True
+        )
         return None
     image_id, width, height = (_number(entry.get(k)) for k in ("id", "width", "height"))
     file_name = entry.get("file_name")
     if image_id is None or width is None or height is None or not isinstance(file_name, str):
         report.add(
-            "invalid image entry", src,
-            f"image entry needs integer id, width, height and a file_name: {entry!r}", fatal=True,
+            "invalid image entry",
+            src,
+            f"image entry needs integer id, width, height and a file_name: {entry!r}",
+            fatal=True,
         )
         return None
     if width <= 0 or height <= 0:
-        report.add("invalid image entry", src, f"image {file_name} has size {width}x{height}", fatal=True)
+        report.add(
+            "invalid image entry", src, f"image {file_name} has size {width}x{height}", fatal=True
+        )
         return None
     path = resolve_inside(image_root, file_name)
     if path is None:
         report.add(
-            "path escapes data root", src,
-            f"image path {file_name!r} leaves the data root {image_root}", fatal=True,
+            "path escapes data root",
+            src,
+            f"image path {file_name!r} leaves the data root {image_root}",
+            fatal=True,
         )
         return None
     if check_files and not path.is_file():
-        report.add("missing image", str(path), f"image file not found (listed in {src})", fatal=True)
+        report.add(
+            "missing image", str(path), f"image file not found (listed in {src})", fatal=True
+        )
         return None
     return {
-        "id": int(image_id), "file_name": file_name, "width": int(width), "height": int(height),
+        "id": int(image_id),
+        "file_name": file_name,
+        "width": int(width),
+        "height": int(height),
         "_path": path,
     }
 
@@ -254,25 +269,36 @@ def _clean_annotation(
     ann_id = ann.get("id")
     image_id = _number(ann.get("image_id"))
     if image_id is None or int(image_id) not in images:
-        report.add("unknown image id", src, f"annotation {ann_id} refers to unknown image id {ann.get('image_id')!r}")
+        report.add(
+            "unknown image id",
+            src,
+            f"annotation {ann_id} refers to unknown image id {ann.get('image_id')!r}",
+        )
         return None
     image = images[int(image_id)]
     category_id = _number(ann.get("category_id"))
     if category_id is None or int(category_id) not in label_of:
         report.add(
-            "unknown category id", src,
-            f"annotation {ann_id} of image {image['file_name']} has unknown category id {ann.get('category_id')!r}",
+            "unknown category id",
+            src,
+            f"annotation {ann_id} of image {image['file_name']} has unknown category id "
+            f"{ann.get('category_id')!r}",
         )
         return None
     bbox = ann.get("bbox")
     coords = [_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else None
     if coords is None or any(v is None for v in coords):
-        report.add("invalid box", src, f"annotation {ann_id} of image {image['file_name']} has bbox {bbox!r}")
+        report.add(
+            "invalid box",
+            src,
+            f"annotation {ann_id} of image {image['file_name']} has bbox {bbox!r}",
+        )
         return None
     x, y, w, h = coords
     if w <= 0 or h <= 0:
         report.add(
-            "zero-size box", src,
+            "zero-size box",
+            src,
             f"annotation {ann_id} of image {image['file_name']} has a {w}x{h} box (dropped)",
         )
         return None
@@ -281,12 +307,15 @@ def _clean_annotation(
     if (x0, y0, x1, y1) != (x, y, x + w, y + h):
         if x1 <= x0 or y1 <= y0:
             report.add(
-                "box outside image", src,
-                f"annotation {ann_id} of image {image['file_name']} lies outside the image (dropped)",
+                "box outside image",
+                src,
+                f"annotation {ann_id} of image {image['file_name']} lies outside the image "
+                "(dropped)",
             )
             return None
         report.add(
-            "box clipped", src,
+            "box clipped",
+            src,
             f"annotation {ann_id} of image {image['file_name']} extends past the image (clipped)",
         )
     new_id = int(ann_id) if _number(ann_id) is not None else None

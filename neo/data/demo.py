@@ -73,9 +73,15 @@ class DemoCocoDataModule(CocoDataModule):
                 f"demo-coco-{image_height}x{image_width}-{num_train}-{num_val}-c{num_classes}-s{seed}"
             )
         synthesize_coco(
-            Path(root), num_train=num_train, num_val=num_val, height=image_height,
-            width=image_width, num_classes=num_classes, seed=seed,
-            objects_per_image=tuple(objects_per_image), size_range=tuple(size_range),
+            Path(root),
+            num_train=num_train,
+            num_val=num_val,
+            height=image_height,
+            width=image_width,
+            num_classes=num_classes,
+            seed=seed,
+            objects_per_image=tuple(objects_per_image),
+            size_range=tuple(size_range),
         )
         super().__init__(
             root=Path(root),

@@ -21,7 +21,9 @@ Target = dict[str, Any]
 def make_target(sample: TransformedSample, image_id: int, orig_size: tuple[int, int]) -> Target:
     """Packs a transformed sample's annotations and its mapping back to original pixels."""
     return {
-        "boxes": torch.from_numpy(np.ascontiguousarray(sample.boxes, dtype=np.float32)).reshape(-1, 4),
+        "boxes": torch.from_numpy(np.ascontiguousarray(sample.boxes, dtype=np.float32)).reshape(
+            -1, 4
+        ),
         "labels": torch.from_numpy(np.ascontiguousarray(sample.labels, dtype=np.int64)),
         "image_id": int(image_id),
         "orig_size": torch.tensor(orig_size, dtype=torch.int64),
@@ -52,7 +54,9 @@ class CocoDetectionDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
         record = self.index.images[i]
-        image = read_image(record.path, (record.height, record.width), str(self.index.annotation_file))
+        image = read_image(
+            record.path, (record.height, record.width), str(self.index.annotation_file)
+        )
         sample = self.transform(image, record.boxes, record.labels)
         target = make_target(sample, record.image_id, (record.height, record.width))
         target["file_name"] = str(record.path)
@@ -83,7 +87,9 @@ class ImageFolderDataset(Dataset):
         return image_to_tensor(sample.image), target
 
 
-def collate_detection(batch: list[tuple[torch.Tensor, Target]]) -> tuple[torch.Tensor, list[Target]]:
+def collate_detection(
+    batch: list[tuple[torch.Tensor, Target]],
+) -> tuple[torch.Tensor, list[Target]]:
     """Stacks images into one uint8 tensor, padding bottom/right to the largest in the batch."""
     images = [image for image, _ in batch]
     height = max(int(im.shape[1]) for im in images)

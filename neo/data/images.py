@@ -22,7 +22,9 @@ class ImageSizeError(DatasetError):
     """An image whose size differs from the one its annotation file records."""
 
 
-def read_image(path: Path, expected_size: tuple[int, int] | None = None, source: str = "") -> np.ndarray:
+def read_image(
+    path: Path, expected_size: tuple[int, int] | None = None, source: str = ""
+) -> np.ndarray:
     """Decodes an image file to an RGB uint8 array.
 
     Args:

@@ -61,7 +61,9 @@ class ProblemReport:
         fatal_kinds = {p.kind for p in self.errors}
         parts = [
             f"{count} {kind}{' (error)' if kind in fatal_kinds else ''}"
-            for kind, count in sorted(self.counts().items(), key=lambda kv: kv[0] not in fatal_kinds)
+            for kind, count in sorted(
+                self.counts().items(), key=lambda kv: kv[0] not in fatal_kinds
+            )
         ]
         return ", ".join(parts)
 
@@ -71,5 +73,9 @@ class ProblemReport:
         if not errors:
             return
         listed = "; ".join(str(p) for p in errors[:max_listed])
-        more = f" (and {len(errors) - max_listed} more; run `neo data check`)" if len(errors) > max_listed else ""
+        more = (
+            f" (and {len(errors) - max_listed} more; run `neo data check`)"
+            if len(errors) > max_listed
+            else ""
+        )
         raise DatasetError(listed + more)

@@ -1,0 +1,1 @@
+"""Pure PyTorch models (no Lightning): RT-DETR and Faster R-CNN builders."""

@@ -11,11 +11,16 @@ from torchvision.models import ResNet18_Weights, ResNet50_Weights
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 BackboneName = Literal["resnet18", "resnet50"]
-IMAGENET_WEIGHTS = {"resnet18": ResNet18_Weights.IMAGENET1K_V1, "resnet50": ResNet50_Weights.IMAGENET1K_V2}
+IMAGENET_WEIGHTS = {
+    "resnet18": ResNet18_Weights.IMAGENET1K_V1,
+    "resnet50": ResNet50_Weights.IMAGENET1K_V2,
+}
 
 
 class PresizedTransform(GeneralizedRCNNTransform):
@@ -45,6 +50,8 @@ def build_faster_rcnn(
     backbone_weights: Path | None = None,
     trainable_backbone_layers: int = 5,
     returned_layers: list[int] | None = None,
+    fpn_channels: int = 256,
+    box_head_dim: int = 1024,
     **detector_kwargs: Any,
 ) -> FasterRCNN:
     """Builds a Faster R-CNN ResNet-FPN detector; nothing is downloaded unless asked for.
@@ -61,6 +68,8 @@ def build_faster_rcnn(
         trainable_backbone_layers: ResNet stages trained (5 = all).
         returned_layers: ResNet stages (1-4) feeding the FPN; default all four. Dropping stage 1
             (stride 4) saves most of the FPN cost when objects are not tiny.
+        fpn_channels: channels of the FPN levels (torchvision: 256); fewer make small models.
+        box_head_dim: width of the two-layer box head (torchvision: 1024).
         **detector_kwargs: passed to torchvision's ``FasterRCNN`` (e.g. ``box_score_thresh``).
 
     Returns:
@@ -76,18 +85,31 @@ def build_faster_rcnn(
         trainable_layers=trainable_backbone_layers if has_weights else 5,
         returned_layers=returned_layers,
     )
+    if fpn_channels != fpn.out_channels:
+        in_channels = [block[0].in_channels for block in fpn.fpn.inner_blocks]
+        fpn.fpn = FeaturePyramidNetwork(in_channels, fpn_channels, extra_blocks=LastLevelMaxPool())
+        fpn.out_channels = fpn_channels
     if returned_layers is not None and "rpn_anchor_generator" not in detector_kwargs:
         levels = len(returned_layers) + 1
         sizes = tuple((32 * 2**i,) for i in range(5 - levels, 5))
-        detector_kwargs["rpn_anchor_generator"] = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * levels)
+        detector_kwargs["rpn_anchor_generator"] = AnchorGenerator(
+            sizes, ((0.5, 1.0, 2.0),) * levels
+        )
     if backbone_weights is not None:
         state = load_backbone_weights(backbone_weights)
-        missing, unexpected = fpn.body.load_state_dict(
+        missing, _ = fpn.body.load_state_dict(
             {k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False
         )
         if missing:
-            raise ValueError(f"{backbone_weights}: not a {backbone} state dict (missing {missing[:3]})")
-    model = FasterRCNN(fpn, num_classes=num_classes + 1, **detector_kwargs)
+            raise ValueError(
+                f"{backbone_weights}: not a {backbone} state dict (missing {missing[:3]})"
+            )
+    model = FasterRCNN(
+        fpn,
+        box_head=TwoMLPHead(fpn_channels * 7 * 7, box_head_dim),
+        box_predictor=FastRCNNPredictor(box_head_dim, num_classes + 1),
+        **detector_kwargs,
+    )
     model.transform = PresizedTransform(
         min_size=800,
         max_size=1333,

@@ -130,8 +130,8 @@ class DetectionTask(LightningModule):
             )
             if self._nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
                 raise NonFiniteLossError(
-                    f"loss was non-finite in {self._nonfinite_in_a_row} consecutive steps; lower the "
-                    "learning rate, check the data with `neo data check`, or train in fp32/bf16"
+                    f"loss was non-finite in {self._nonfinite_in_a_row} consecutive steps; lower "
+                    "the learning rate, check the data with `neo data check`, or train in fp32/bf16"
                 )
             return None
         self._nonfinite_in_a_row = 0
@@ -171,38 +171,49 @@ class DetectionTask(LightningModule):
         return max(1, total // epochs)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over :meth:`parameter_groups`, linear warm-up then MultiStepLR, stepped per step."""
+        """AdamW over :meth:`parameter_groups`; linear warm-up then MultiStepLR, per step."""
         hp = self.hparams
         optimizer = torch.optim.AdamW(
             self.parameter_groups(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
         )
         per_epoch = self.steps_per_epoch()
-        warmup = hp.warmup_steps if hp.warmup_steps is not None else round(hp.warmup_epochs * per_epoch)
+        warmup = (
+            hp.warmup_steps if hp.warmup_steps is not None else round(hp.warmup_epochs * per_epoch)
+        )
         schedulers: list[torch.optim.lr_scheduler.LRScheduler] = []
         if warmup > 0:
             schedulers.append(LinearLR(optimizer, start_factor=1e-3, total_iters=warmup))
         schedulers.append(
-            MultiStepLR(optimizer, milestones=[m * per_epoch for m in hp.milestones], gamma=hp.gamma)
+            MultiStepLR(
+                optimizer, milestones=[m * per_epoch for m in hp.milestones], gamma=hp.gamma
+            )
         )
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": ChainedScheduler(schedulers, optimizer), "interval": "step"},
+            "lr_scheduler": {
+                "scheduler": ChainedScheduler(schedulers, optimizer),
+                "interval": "step",
+            },
         }
 
     # ----------------------------------------------------------------------- evaluation
-    def to_coco_results(self, detections: Detections, targets: list[Target]) -> list[dict[str, Any]]:
+    def to_coco_results(
+        self, detections: Detections, targets: list[Target]
+    ) -> list[dict[str, Any]]:
         """COCO result dicts in original pixels with the dataset's category ids."""
         results = []
         for det, target in zip(detections, targets):
             boxes = to_original_pixels(det["boxes"].detach().float().cpu(), target)
             xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
             for box, score, label in zip(xywh, det["scores"].tolist(), det["labels"].tolist()):
-                results.append({
-                    "image_id": int(target["image_id"]),
-                    "category_id": self.category_ids[int(label)],
-                    "bbox": [round(v, 2) for v in box],
-                    "score": round(float(score), 5),
-                })
+                results.append(
+                    {
+                        "image_id": int(target["image_id"]),
+                        "category_id": self.category_ids[int(label)],
+                        "bbox": [round(v, 2) for v in box],
+                        "score": round(float(score), 5),
+                    }
+                )
         return results
 
     def _start_evaluation(self, stage: str) -> None:
@@ -227,14 +238,14 @@ class DetectionTask(LightningModule):
         stats = self.evaluator.compute()
         headline = {f"{stage}/AP", f"{stage}/AP50"}
         values = {f"{stage}/{k}": float(v) for k, v in stats.items()}
-        self.log_dict({k: v for k, v in values.items() if k in headline}, prog_bar=True, sync_dist=True)
+        self.log_dict(
+            {k: v for k, v in values.items() if k in headline}, prog_bar=True, sync_dist=True
+        )
         self.log_dict({k: v for k, v in values.items() if k not in headline}, sync_dist=True)
         if not self.trainer.sanity_checking:
-            rank_zero_info(
-                f"epoch {self.current_epoch} {stage}: AP {stats['AP']:.4f}  AP50 {stats['AP50']:.4f}  "
-                f"AP75 {stats['AP75']:.4f}  APs {stats['APs']:.4f}  APm {stats['APm']:.4f}  "
-                f"APl {stats['APl']:.4f}"
-            )
+            headline_keys = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+            shown = "  ".join(f"{k} {stats[k]:.4f}" for k in headline_keys)
+            rank_zero_info(f"epoch {self.current_epoch} {stage}: {shown}")
         self.evaluator = None
 
     def on_validation_epoch_start(self) -> None:  # noqa: D102
@@ -255,7 +266,9 @@ class DetectionTask(LightningModule):
     def on_test_epoch_end(self) -> None:  # noqa: D102
         self._finish_evaluation("test")
 
-    def predict_step(self, batch: tuple[Tensor, list[Target]], batch_idx: int) -> list[dict[str, Any]]:
+    def predict_step(
+        self, batch: tuple[Tensor, list[Target]], batch_idx: int
+    ) -> list[dict[str, Any]]:
         """Detections per image in original pixels, with category ids and names."""
         images, targets = batch
         detections = self.detect(self.to_float(images), targets)
@@ -263,13 +276,15 @@ class DetectionTask(LightningModule):
         for det, target in zip(detections, targets):
             boxes = to_original_pixels(det["boxes"].detach().float().cpu(), target)
             labels = det["labels"].detach().cpu()
-            outputs.append({
-                "image_id": int(target["image_id"]),
-                "file_name": target.get("file_name"),
-                "boxes": boxes,
-                "scores": det["scores"].detach().float().cpu(),
-                "labels": labels,
-                "category_ids": [self.category_ids[int(i)] for i in labels],
-                "class_names": [self.class_names[int(i)] for i in labels],
-            })
+            outputs.append(
+                {
+                    "image_id": int(target["image_id"]),
+                    "file_name": target.get("file_name"),
+                    "boxes": boxes,
+                    "scores": det["scores"].detach().float().cpu(),
+                    "labels": labels,
+                    "category_ids": [self.category_ids[int(i)] for i in labels],
+                    "class_names": [self.class_names[int(i)] for i in labels],
+                }
+            )
         return outputs

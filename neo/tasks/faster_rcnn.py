@@ -26,7 +26,9 @@ class FasterRCNNTask(DetectionTask):
         detections_per_image: detections kept per image.
         returned_layers: ResNet stages (1-4) feeding the FPN (default all; ``[2, 3, 4]`` skips the
             costly stride-4 level).
-        anchor_sizes: anchor sizes per FPN level (one tuple per level; default 32..512 over the levels).
+        fpn_channels: channels of the FPN levels (torchvision: 256).
+        box_head_dim: width of the two-layer box head (torchvision: 1024).
+        anchor_sizes: anchor sizes per FPN level (one tuple per level; default 32..512).
         rpn_proposals_train: proposals kept after the RPN's NMS in training.
         rpn_proposals_test: proposals kept after the RPN's NMS in evaluation.
         box_batch_size_per_image: RoIs sampled per image for the box-head loss.
@@ -54,6 +56,8 @@ class FasterRCNNTask(DetectionTask):
         nms_threshold: float = 0.5,
         detections_per_image: int = 100,
         returned_layers: list[int] | None = None,
+        fpn_channels: int = 256,
+        box_head_dim: int = 1024,
         anchor_sizes: list[tuple[int, ...]] | None = None,
         rpn_proposals_train: int = 2000,
         rpn_proposals_test: int = 1000,
@@ -69,8 +73,16 @@ class FasterRCNNTask(DetectionTask):
         max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__(
-            num_classes, lr, backbone_lr, weight_decay, betas, warmup_steps, warmup_epochs,
-            milestones, gamma, max_nonfinite_steps,
+            num_classes,
+            lr,
+            backbone_lr,
+            weight_decay,
+            betas,
+            warmup_steps,
+            warmup_epochs,
+            milestones,
+            gamma,
+            max_nonfinite_steps,
         )
         extra: dict[str, Any] = {}
         if anchor_sizes is not None:
@@ -83,6 +95,8 @@ class FasterRCNNTask(DetectionTask):
             backbone_weights=backbone_weights,
             trainable_backbone_layers=trainable_backbone_layers,
             returned_layers=returned_layers,
+            fpn_channels=fpn_channels,
+            box_head_dim=box_head_dim,
             rpn_post_nms_top_n_train=rpn_proposals_train,
             rpn_post_nms_top_n_test=rpn_proposals_test,
             box_batch_size_per_image=box_batch_size_per_image,

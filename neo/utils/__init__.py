@@ -1,0 +1,1 @@
+"""Small shared utilities: atomic files, checkpoint I/O, drawing."""

@@ -23,7 +23,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
     def load_checkpoint(
-        self, path: _PATH, map_location: Any | None = lambda storage, loc: storage,
+        self,
+        path: _PATH,
+        map_location: Any | None = lambda storage, loc: storage,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
         """Reads a checkpoint with the safe unpickler (tensors and plain containers only)."""

@@ -7,8 +7,18 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-PREDICTION_COLOURS = [(255, 56, 56), (255, 157, 151), (255, 112, 31), (72, 249, 10), (0, 194, 255),
-                      (52, 69, 147), (255, 55, 199), (146, 204, 23), (61, 219, 134), (100, 115, 255)]
+PREDICTION_COLOURS = [
+    (255, 56, 56),
+    (255, 157, 151),
+    (255, 112, 31),
+    (72, 249, 10),
+    (0, 194, 255),
+    (52, 69, 147),
+    (255, 55, 199),
+    (146, 204, 23),
+    (61, 219, 134),
+    (100, 115, 255),
+]
 GROUND_TRUTH_COLOUR = (255, 255, 255)
 
 
@@ -49,6 +59,14 @@ def draw_detections(
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         top = max(y0 - th - 4, 0)
         cv2.rectangle(canvas, (x0, top), (x0 + tw + 2, top + th + 4), colour, -1)
-        cv2.putText(canvas, text, (x0 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            text,
+            (x0 + 1, top + th + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     return canvas

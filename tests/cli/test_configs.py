@@ -33,9 +33,13 @@ def test_config_parses(config, capsys, monkeypatch):
 
 
 def test_help_of_entry_points():
-    out = subprocess.run([sys.executable, "-m", "neo", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "neo", "--help"], capture_output=True, text=True, check=True
+    )
     assert "usage: neo" in out.stdout and "neo data" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "neo", "fit", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "neo", "fit", "--help"], capture_output=True, text=True, check=True
+    )
     assert "--config" in out.stdout and "--ckpt_path" in out.stdout
 
 

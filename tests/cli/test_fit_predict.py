@@ -29,8 +29,17 @@ def last_value(rows: list[dict[str, str]], key: str) -> float:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("fit")
-    main(["fit", "--config", CONFIG, "--trainer.default_root_dir", str(run),
-          "--trainer.logger.init_args.save_dir", str(run)])
+    main(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            "--trainer.default_root_dir",
+            str(run),
+            "--trainer.logger.init_args.save_dir",
+            str(run),
+        ]
+    )
     return run
 
 
@@ -52,8 +61,21 @@ def test_checkpoint_loads_weights_only_and_keeps_classes(trained):
 
 def test_resume_continues_from_checkpoint(trained, tmp_path):
     (ckpt,) = trained.rglob("last.ckpt")
-    main(["fit", "--config", CONFIG, "--trainer.max_epochs", "2", "--ckpt_path", str(ckpt),
-          "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    main(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            "--trainer.max_epochs",
+            "2",
+            "--ckpt_path",
+            str(ckpt),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ]
+    )
     state = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=True)
     assert state["epoch"] == 1 and state["global_step"] == 4
 
@@ -62,14 +84,33 @@ def test_predict_writes_coco_results_for_a_folder(trained, tmp_path):
     (ckpt,) = trained.rglob("last.ckpt")
     from neo.data.demo import DemoCocoDataModule
 
-    folder = DemoCocoDataModule(num_train=8, num_val=5, image_height=90, image_width=160,
-                                size_range=(0.15, 0.5), objects_per_image=(1, 3)).image_folder("val")
+    folder = DemoCocoDataModule(
+        num_train=8,
+        num_val=5,
+        image_height=90,
+        image_width=160,
+        size_range=(0.15, 0.5),
+        objects_per_image=(1, 3),
+    ).image_folder("val")
     out = tmp_path / "pred"
-    main(["predict", "--config", CONFIG, "--ckpt_path", str(ckpt),
-          "--data.init_args.predict_images", str(folder),
-          "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
-          f"--trainer.callbacks.output_dir={out}", "--trainer.callbacks.render=true",
-          "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    main(
+        [
+            "predict",
+            "--config",
+            CONFIG,
+            "--ckpt_path",
+            str(ckpt),
+            "--data.init_args.predict_images",
+            str(folder),
+            "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
+            f"--trainer.callbacks.output_dir={out}",
+            "--trainer.callbacks.render=true",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ]
+    )
     results = json.loads((out / "predictions.json").read_text())
     assert results, "expected detections (score threshold 0.01 on a trained model)"
     assert {r["category_id"] for r in results} <= {1, 3, 7}
@@ -83,17 +124,36 @@ def test_data_check_exit_codes(tmp_path, capsys):
     bad = tmp_path / "coco"
     (bad / "annotations").mkdir(parents=True)
     (bad / "annotations" / "instances_val2017.json").write_text("{not json")
-    code = main(["data", "check", "--data.class_path", "neo.data.CocoDataModule",
-                 "--data.init_args.root", str(bad)])
+    code = main(
+        [
+            "data",
+            "check",
+            "--data.class_path",
+            "neo.data.CocoDataModule",
+            "--data.init_args.root",
+            str(bad),
+        ]
+    )
     assert code == 1
     assert "malformed JSON" in capsys.readouterr().out
 
 
 def test_cli_bad_data_root_exits_nonzero_with_one_line(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "neo", "fit", "--config", CONFIG, "--data.class_path", "neo.data.CocoDataModule",
-         "--data.init_args.root", str(tmp_path / "missing")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "neo",
+            "fit",
+            "--config",
+            CONFIG,
+            "--data.class_path",
+            "neo.data.CocoDataModule",
+            "--data.init_args.root",
+            str(tmp_path / "missing"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0
     assert "neo: error:" in proc.stderr and "neo data coco" in proc.stderr
@@ -101,7 +161,18 @@ def test_cli_bad_data_root_exits_nonzero_with_one_line(tmp_path):
 
 def test_predict_default_writer_uses_run_dir(trained, tmp_path):
     (ckpt,) = trained.rglob("last.ckpt")
-    main(["predict", "--config", CONFIG, "--ckpt_path", str(ckpt),
-          "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    main(
+        [
+            "predict",
+            "--config",
+            CONFIG,
+            "--ckpt_path",
+            str(ckpt),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ]
+    )
     results = json.loads((tmp_path / "predictions" / "predictions.json").read_text())
     assert {r["image_id"] for r in results} <= set(range(1, 6))

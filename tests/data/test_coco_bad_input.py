@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import write_coco
+
 from neo.data import CocoDataModule, DatasetError
 from neo.data.coco_index import load_coco_index
 from neo.data.images import read_image
@@ -16,15 +16,27 @@ IMAGE = {"id": 1, "file_name": "a.jpg", "width": 112, "height": 64}
 
 
 def ann(**overrides):
-    base = {"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 30, 20], "area": 600, "iscrowd": 0}
+    base = {
+        "id": 1,
+        "image_id": 1,
+        "category_id": 3,
+        "bbox": [10, 10, 30, 20],
+        "area": 600,
+        "iscrowd": 0,
+    }
     return {**base, **overrides}
 
 
 def module(root: Path) -> CocoDataModule:
     return CocoDataModule(
-        root=root, train_images="train", train_annotations="annotations/instances_train.json",
-        val_images="train", val_annotations="annotations/instances_train.json",
-        train_sizes=[(64, 128)], eval_size=(64, 128), num_workers=0,
+        root=root,
+        train_images="train",
+        train_annotations="annotations/instances_train.json",
+        val_images="train",
+        val_annotations="annotations/instances_train.json",
+        train_sizes=[(64, 128)],
+        eval_size=(64, 128),
+        num_workers=0,
     )
 
 
@@ -125,17 +137,30 @@ def test_non_contiguous_categories_map_to_contiguous_labels(tiny_coco):
 
 
 def test_check_reports_everything_at_once(tmp_path):
-    images = [dict(IMAGE), {"id": 2, "file_name": "gone.jpg", "width": 112, "height": 64, "_skip_file": True},
-              {"id": 3, "file_name": "../up.jpg", "width": 112, "height": 64, "_skip_file": True}]
-    write_coco(tmp_path, images, [ann(bbox=[0, 0, 0, 5]), ann(id=2, category_id=42), ann(id=3, bbox=[100, 0, 50, 10])])
+    images = [
+        dict(IMAGE),
+        {"id": 2, "file_name": "gone.jpg", "width": 112, "height": 64, "_skip_file": True},
+        {"id": 3, "file_name": "../up.jpg", "width": 112, "height": 64, "_skip_file": True},
+    ]
+    write_coco(
+        tmp_path,
+        images,
+        [ann(bbox=[0, 0, 0, 5]), ann(id=2, category_id=42), ann(id=3, bbox=[100, 0, 50, 10])],
+    )
     (tmp_path / "train" / "a.jpg").write_bytes(b"garbage")
     counts = module(tmp_path).check()["train"].counts()
-    for kind in ("missing image", "path escapes data root", "zero-size box", "unknown category id",
-                 "box clipped", "corrupt image"):
+    for kind in (
+        "missing image",
+        "path escapes data root",
+        "zero-size box",
+        "unknown category id",
+        "box clipped",
+        "corrupt image",
+    ):
         assert counts[kind] == 1, kind
 
 
 def test_missing_data_root_says_how_to_get_coco(tmp_path):
     dm = CocoDataModule(root=tmp_path / "nowhere")
     with pytest.raises(DatasetError, match="neo data coco --root"):
-        dm.num_classes
+        _ = dm.num_classes

@@ -24,7 +24,9 @@ def test_parameter_groups_split_backbone_and_decay():
     assert groups["backbone"]["lr"] == 1e-4 and groups["head"]["lr"] == 1e-3
     assert groups["head_no_decay"]["weight_decay"] == 0.0 and groups["head"]["weight_decay"] == 0.05
     names = {id(p): n for n, p in task.named_parameters()}
-    assert all(names[id(p)].startswith("model.backbone.body.") for p in groups["backbone"]["params"])
+    assert all(
+        names[id(p)].startswith("model.backbone.body.") for p in groups["backbone"]["params"]
+    )
     assert all(p.ndim <= 1 for p in groups["backbone_no_decay"]["params"])
     assert all(p.ndim > 1 for p in groups["head"]["params"])
     total = sum(len(g["params"]) for g in groups.values())
@@ -47,9 +49,11 @@ def test_warmup_then_multistep_schedule():
 
 
 def test_to_original_pixels_inverts_letterbox():
-    target = {"scale": torch.tensor([0.5, 0.5], dtype=torch.float64),
-              "offset": torch.tensor([0.0, 0.0], dtype=torch.float64),
-              "orig_size": torch.tensor([1080, 1920])}
+    target = {
+        "scale": torch.tensor([0.5, 0.5], dtype=torch.float64),
+        "offset": torch.tensor([0.0, 0.0], dtype=torch.float64),
+        "orig_size": torch.tensor([1080, 1920]),
+    }
     boxes = torch.tensor([[10.0, 20.0, 100.0, 200.0], [900.0, 500.0, 1000.0, 600.0]])
     out = to_original_pixels(boxes.clone(), target)
     assert out.tolist() == [[20.0, 40.0, 200.0, 400.0], [1800.0, 1000.0, 1920.0, 1080.0]]
@@ -58,12 +62,24 @@ def test_to_original_pixels_inverts_letterbox():
 def test_coco_results_use_dataset_category_ids():
     task = small_task()
     task.category_ids = [3, 7]
-    target = {"scale": torch.ones(2, dtype=torch.float64), "offset": torch.zeros(2, dtype=torch.float64),
-              "orig_size": torch.tensor([100, 200]), "image_id": 42}
-    det = {"boxes": torch.tensor([[10.0, 10.0, 30.0, 50.0]]), "scores": torch.tensor([0.9]),
-           "labels": torch.tensor([1])}
+    target = {
+        "scale": torch.ones(2, dtype=torch.float64),
+        "offset": torch.zeros(2, dtype=torch.float64),
+        "orig_size": torch.tensor([100, 200]),
+        "image_id": 42,
+    }
+    det = {
+        "boxes": torch.tensor([[10.0, 10.0, 30.0, 50.0]]),
+        "scores": torch.tensor([0.9]),
+        "labels": torch.tensor([1]),
+    }
     (result,) = task.to_coco_results([det], [target])
-    assert result == {"image_id": 42, "category_id": 7, "bbox": [10.0, 10.0, 20.0, 40.0], "score": 0.9}
+    assert result == {
+        "image_id": 42,
+        "category_id": 7,
+        "bbox": [10.0, 10.0, 20.0, 40.0],
+        "score": 0.9,
+    }
 
 
 class NaNTask(DetectionTask):

@@ -66,19 +66,34 @@ def main() -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
-    root = synthesize_coco(default_cache_dir() / f"bench-coco-1080p-{args.images}", num_train=args.images,
-                           num_val=4, height=1080, width=1920)
+    root = synthesize_coco(
+        default_cache_dir() / f"bench-coco-1080p-{args.images}",
+        num_train=args.images,
+        num_val=4,
+        height=1080,
+        width=1920,
+    )
     datamodule = CocoDataModule(
-        root=root, train_images="train", train_annotations="annotations/instances_train.json",
-        val_images="val", val_annotations="annotations/instances_val.json",
-        batch_size=args.batch_size, num_workers=args.workers, persistent_workers=True, pin_memory=False,
+        root=root,
+        train_images="train",
+        train_annotations="annotations/instances_train.json",
+        val_images="val",
+        val_annotations="annotations/instances_val.json",
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        persistent_workers=True,
+        pin_memory=False,
     )
     datamodule.setup("fit")
     neo_loader = datamodule.train_dataloader()
     paths = [r.path for r in datamodule.train_dataset.index.images]
     raw_loader = DataLoader(
-        RawDataset(paths, list(DEFAULT_TRAIN_SIZES)), batch_size=args.batch_size, shuffle=True,
-        num_workers=args.workers, collate_fn=collate_detection, persistent_workers=args.workers > 0,
+        RawDataset(paths, list(DEFAULT_TRAIN_SIZES)),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        collate_fn=collate_detection,
+        persistent_workers=args.workers > 0,
     )
     neo_runs, raw_runs = [], []
     for _ in range(args.repeats):  # interleaved so that machine load affects both alike
@@ -86,7 +101,10 @@ def main() -> None:
         neo_runs.append(throughput(neo_loader, args.batches))
     neo_ips, raw_ips = float(np.median(neo_runs)), float(np.median(raw_runs))
     ratio = neo_ips / raw_ips
-    print(f"1920x1080 JPEGs, batch {args.batch_size}, {args.workers} workers, median of {args.repeats} runs")
+    print(
+        f"1920x1080 JPEGs, batch {args.batch_size}, {args.workers} workers, "
+        f"median of {args.repeats} runs"
+    )
     print(f"raw limit (cv2 decode + resize): {raw_ips:7.1f} images/s")
     print(f"neo training loader:             {neo_ips:7.1f} images/s")
     print(f"ratio neo / raw: {ratio:.2f}  (target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'})")
