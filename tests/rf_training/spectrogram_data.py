@@ -9,7 +9,9 @@ import cv2
 import numpy as np
 
 
-def write_chunk(folder: Path, stem: str, boxes: list[dict], size: int = 64, image: bool = True) -> Path:
+def write_chunk(
+    folder: Path, stem: str, boxes: list[dict], size: int = 64, image: bool = True
+) -> Path:
     """One grayscale PNG with bright rectangles at ``boxes`` and its ``_bboxes.json``."""
     folder.mkdir(parents=True, exist_ok=True)
     if image:
@@ -24,8 +26,9 @@ def write_chunk(folder: Path, stem: str, boxes: list[dict], size: int = 64, imag
     return path
 
 
-def write_dataset(root: Path, recordings: int = 4, chunks: int = 2, size: int = 64,
-                  manifest: bool = True) -> Path:
+def write_dataset(
+    root: Path, recordings: int = 4, chunks: int = 2, size: int = 64, manifest: bool = True
+) -> Path:
     """``root/20240101_000000/`` with ``recordings`` × ``chunks`` images, labels ``a`` and ``b``."""
     run = root / "20240101_000000"
     rng = np.random.default_rng(0)
@@ -36,12 +39,18 @@ def write_dataset(root: Path, recordings: int = 4, chunks: int = 2, size: int = 
             x = float(rng.integers(2, size // 2))
             boxes = [
                 {"label": "a", "x_min": x, "y_min": 4.0, "x_max": x + size / 4, "y_max": 16.0},
-                {"label": "b", "x_min": 8.0, "y_min": size / 2, "x_max": size / 2, "y_max": size / 2 + 12},
+                {
+                    "label": "b",
+                    "x_min": 8.0,
+                    "y_min": size / 2,
+                    "x_max": size / 2,
+                    "y_max": size / 2 + 12,
+                },
             ]
             write_chunk(run, stem, boxes, size)
             entries.append({"recording": f"rec{r}", "image": f"{stem}.png", "chunk": c})
     if manifest:
-        (run / "manifest.json").write_text(json.dumps({"settings": {"nfft": 64, "hop": 32,
-                                                                     "image_size": size},
-                                                        "chunks": entries}))
+        (run / "manifest.json").write_text(
+            json.dumps({"settings": {"nfft": 64, "hop": 32, "image_size": size}, "chunks": entries})
+        )
     return root

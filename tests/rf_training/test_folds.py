@@ -12,7 +12,9 @@ GROUPS = [f"rec{r}" for r in range(12) for _ in range(1 + r % 4)]
 
 
 def test_folds_partition_the_non_test_recordings_without_leakage():
-    splits = [grouped_split(GROUPS, fold=k, num_folds=3, test_fraction=0.2, seed=7) for k in range(3)]
+    splits = [
+        grouped_split(GROUPS, fold=k, num_folds=3, test_fraction=0.2, seed=7) for k in range(3)
+    ]
     test = set(splits[0].test)
     assert len(test) == 2  # round(0.2 * 12)
     vals = []

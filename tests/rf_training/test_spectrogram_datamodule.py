@@ -23,7 +23,9 @@ def test_labels_splits_resize_and_ground_truth(tmp_path):
     split = dm.split
     assert len(split.test) == 1 and len(split.val) + len(split.train) == 3
     recordings = {s: {r.recording for r in dm.records(s)} for s in ("train", "val", "test")}
-    assert not recordings["train"] & recordings["val"] and not recordings["val"] & recordings["test"]
+    assert (
+        not recordings["train"] & recordings["val"] and not recordings["val"] & recordings["test"]
+    )
     assert dm.num_labeled_samples == 2 * len(split.train)
     dm.setup("fit")
     image, target = dm.val_dataset[0]
@@ -44,7 +46,7 @@ def test_labels_splits_resize_and_ground_truth(tmp_path):
 def test_training_flip_is_in_time_only(tmp_path):
     dm = make(write_dataset(tmp_path), time_flip_prob=1.0, image_size=64)
     dm.setup("fit")
-    image, target = dm.train_dataset[0]
+    _, target = dm.train_dataset[0]
     record = dm.train_dataset.records[0]
     x0, y0, x1, y1 = record.boxes[0].tolist()
     assert target["boxes"][0].tolist() == pytest.approx([64 - x1, y0, 64 - x0, y1])
@@ -72,7 +74,7 @@ def test_json_without_its_image_is_an_error_naming_the_json(tmp_path):
 
 def test_unknown_and_empty_labels_are_errors_naming_the_file(tmp_path):
     root = write_dataset(tmp_path)
-    with pytest.raises(DatasetError, match="rec0_000_bboxes.json: box 1 has unknown label 'b'"):
+    with pytest.raises(DatasetError, match=r"rec0_000_bboxes\.json: box 1 has unknown label 'b'"):
         _ = make(root, labels=["a"]).categories
     box = {"label": " ", "x_min": 1, "y_min": 1, "x_max": 9, "y_max": 9}
     bad = write_chunk(root / "20240101_000000", "rec8_000", [box])
@@ -97,7 +99,7 @@ def test_malformed_json_clipped_and_zero_size_boxes(tmp_path):
     record = dm._load()[0]
     assert record.boxes.tolist() == [[0.0, 2.0, 20.0, 64.0]]
     (run / "r3_000_bboxes.json").write_text("{broken")
-    with pytest.raises(DatasetError, match="r3_000_bboxes.json: malformed JSON"):
+    with pytest.raises(DatasetError, match=r"r3_000_bboxes\.json: malformed JSON"):
         _ = make(tmp_path).categories
     assert make(tmp_path).check()["all"].counts()["malformed JSON"] == 1
 
