@@ -195,9 +195,29 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def models_as_list(argv: list[str]) -> list[str]:
+    """Accepts ``--models A.ckpt B.ckpt`` (space separated) besides jsonargparse's JSON list."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] != "--models":
+            out.append(argv[i])
+            i += 1
+            continue
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith("--"):
+            j += 1
+        values = argv[i + 1 : j]
+        if len(values) == 1 and values[0].lstrip().startswith("["):
+            out += ["--models", values[0]]
+        else:
+            out += ["--models", json.dumps(values)]
+        i = j
+    return out
+
+
 def run(argv: list[str]) -> int:
     """Runs ``neo rf detect ...``; returns the exit code."""
-    cfg = build_parser().parse_args(argv)
+    cfg = build_parser().parse_args(models_as_list(argv))
     kwargs = cfg[cfg.verb].as_dict()
     kwargs.pop("__path__", None)
     detect(**kwargs)

@@ -10,6 +10,7 @@ the sum); on CPU the models run one after another.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,9 @@ class LoadedModel:
 def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Loads a neo checkpoint safely (``weights_only``) with its task class, classes and input size.
 
-    The task class is the one LightningCLI recorded in the checkpoint (it must be an imported
-    :class:`DetectionTask` subclass; :mod:`neo.tasks` is imported here). The input size and the
+    The task class is the one LightningCLI recorded in the checkpoint (it must be an already
+    imported :class:`DetectionTask` subclass; :mod:`neo.tasks` is imported here, nothing else is),
+    or :class:`~neo.tasks.FasterRCNNTask` when none is recorded. The input size and the
     spectrogram settings come from the data module's state saved in the checkpoint
     (:meth:`neo.data.SpectrogramDataModule.state_dict`).
 
@@ -71,7 +73,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
             f"{path}: no spectrogram data settings in the checkpoint (train it with "
             "neo.data.SpectrogramDataModule)"
         )
-    task_class = DetectionTask if "_class_path" in hparams else _default_task()
+    task_class = _task_class(hparams.get("_class_path"), path)
     task = task_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     task.eval().to(device)
     names = list(checkpoint.get("neo_classes", {}).get("names") or data_state.get("labels") or [])
@@ -86,10 +88,17 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
     )
 
 
-def _default_task() -> type[DetectionTask]:
+def _task_class(class_path: str | None, path: Path) -> type[DetectionTask]:
+    """The recorded task class if it is an already imported DetectionTask, else FasterRCNNTask."""
     from neo.tasks import FasterRCNNTask
 
-    return FasterRCNNTask
+    if not class_path:
+        return FasterRCNNTask
+    module_name, _, name = str(class_path).rpartition(".")
+    found = getattr(sys.modules.get(module_name), name, None)
+    if not (isinstance(found, type) and issubclass(found, DetectionTask)):
+        raise ValueError(f"{path}: task class {class_path!r} is not an imported neo detection task")
+    return found
 
 
 def resize_square(image: Tensor, size: int) -> Tensor:
