@@ -72,6 +72,8 @@ def detect(
     if not models:
         raise ValueError("give at least one model with --models")
     recording = Recording(input)
+    if Path(out).resolve() == recording.meta_path.parent.resolve():
+        raise ValueError(f"{out}: choose an output folder other than the recording's own folder")
     detector = MultiModelDetector.from_checkpoints(models, device, score_threshold, iou_threshold)
     trained = {**DEFAULT_SPECTROGRAM, **detector.models[0].spectrogram}
     nfft = int(nfft or trained["nfft"])

@@ -98,3 +98,6 @@ def test_bad_recording_is_a_one_line_error(tmp_path, capsys, setup):
     assert main(["rf", "detect", "--models", json.dumps([str(models[0])]), "--input", str(bad),
                  "--out", str(tmp_path / "o")]) == 1
     assert "x.sigmf-meta: not valid SigMF metadata" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="other than the recording's own folder"):
+        main(["rf", "detect", "--models", str(models[0]), "--input", str(setup[1]),
+              "--out", str(setup[1].parent)])
