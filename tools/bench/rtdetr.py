@@ -97,22 +97,26 @@ def measure(args: argparse.Namespace, variant: str, size_name: str) -> dict[str,
         sync(device)
         return (time.perf_counter() - start) / iters
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    train_s = timed(train_step, True)
-    train_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    def peak() -> int:
+        if device.type == "cuda":
+            return torch.cuda.max_memory_allocated(device)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+    # inference first: the CPU max RSS only grows, so it then belongs to inference alone
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     infer_s = timed(infer, False)
-    infer_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    infer_peak = peak()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    train_s = timed(train_step, True)
     return {
         "train_s": train_s,
         "infer_s": infer_s,
         "train_img_s": args.batch / train_s,
         "infer_img_s": args.batch / infer_s,
-        "train_peak": train_peak if train_peak is not None else rss_peak,
-        "infer_peak": infer_peak if infer_peak is not None else rss_peak,
+        "train_peak": peak(),
+        "infer_peak": infer_peak,
         "iters": iters,
     }
 
