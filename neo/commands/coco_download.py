@@ -172,8 +172,10 @@ def _transfer(url: str, part: Path) -> str:
         if offset and not resumed:
             _say(f"{url}: the server did not resume; starting again")
         done = offset if resumed else 0
-        _say(f"{url}: {'resuming at ' + _size(done) if resumed else 'downloading'}"
-             + (f" ({_size(total_bytes)})" if total_bytes else ""))
+        _say(
+            f"{url}: {'resuming at ' + _size(done) if resumed else 'downloading'}"
+            + (f" ({_size(total_bytes)})" if total_bytes else "")
+        )
         with open(part, "ab" if resumed else "wb") as f:
             reported = time.monotonic()
             while chunk := response.read(CHUNK_BYTES):
@@ -253,5 +255,3 @@ def _size(num_bytes: int | None) -> str:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-

@@ -42,8 +42,12 @@ def xyxy_pixels_to_cxcywh_normalized(boxes: Tensor, height: int, width: int) -> 
 
 def _all_finite(outputs: dict) -> bool:
     """Whether every predicted logit and box of every decoder/encoder/denoising output is finite."""
-    heads = [outputs, *outputs.get("aux_outputs", []), *outputs.get("enc_aux_outputs", []),
-             *outputs.get("dn_aux_outputs", [])]
+    heads = [
+        outputs,
+        *outputs.get("aux_outputs", []),
+        *outputs.get("enc_aux_outputs", []),
+        *outputs.get("dn_aux_outputs", []),
+    ]
     flags = [torch.isfinite(h[k]).all() for h in heads for k in ("pred_logits", "pred_boxes")]
     return bool(torch.stack(flags).all())
 
@@ -107,8 +111,16 @@ class RTDETRTask(DetectionTask):
         max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__(
-            num_classes, lr, backbone_lr, weight_decay, betas, warmup_steps, warmup_epochs,
-            milestones, gamma, max_nonfinite_steps,
+            num_classes,
+            lr,
+            backbone_lr,
+            weight_decay,
+            betas,
+            warmup_steps,
+            warmup_epochs,
+            milestones,
+            gamma,
+            max_nonfinite_steps,
         )
         optional = {
             "hidden_dim": hidden_dim,
