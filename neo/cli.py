@@ -19,9 +19,9 @@ from neo.rf.recording import RecordingError
 from neo.utils.checkpoint_io import AtomicCheckpointIO
 
 EPILOG = (
-    "more verbs: `neo data {check,synth,synth-rf,spectrogram} --help` (dataset tools), "
+    "more verbs: `neo data {check,synth,coco,synth-rf,spectrogram} --help` (dataset tools), "
     "`neo cv --help` (k-fold cross-validation), `neo rf detect --help` (multi-model detection on "
-    "SigMF recordings). Example: neo fit --config configs/demo/faster_rcnn.yaml"
+    "SigMF recordings). Example: neo fit --config configs/demo/rtdetr.yaml"
 )
 USER_ERRORS: tuple[type[BaseException], ...] = (DatasetError, FileNotFoundError, RecordingError)
 

@@ -113,7 +113,7 @@ def test_backbone_weights_from_local_file(tmp_path):
     assert torch.equal(body.conv1.weight, reference.conv1.weight)
     assert isinstance(body.bn1, FrozenBatchNorm2d)
     torch.save({"not": "weights", "x": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(ValueError, match="bad.pth"):
+    with pytest.raises(ValueError, match=r"bad\.pth"):
         build_faster_rcnn(2, backbone_weights=tmp_path / "bad.pth")
 
 

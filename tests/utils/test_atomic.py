@@ -26,7 +26,7 @@ class Evil:
 
 def test_load_refuses_pickled_objects(tmp_path):
     torch.save({"obj": Evil()}, tmp_path / "evil.ckpt")
-    with pytest.raises(Exception, match="[Ww]eights only"):
+    with pytest.raises(Exception, match=r"[Ww]eights only"):
         AtomicCheckpointIO().load_checkpoint(tmp_path / "evil.ckpt")
-    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.ckpt"):
         AtomicCheckpointIO().load_checkpoint(tmp_path / "missing.ckpt")
