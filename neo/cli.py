@@ -60,13 +60,11 @@ class NeoCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Adds atomic, safely loaded checkpoints unless the config names its own CheckpointIO."""
-        plugins = (
-            self.config_init[self.subcommand]["trainer"].get("plugins") if self.subcommand else None
-        )
-        plugins = list(plugins or [])
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        plugins = list(config["trainer"].get("plugins") or [])
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
-        self.config_init[self.subcommand]["trainer"]["plugins"] = plugins
+        config["trainer"]["plugins"] = plugins
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand == "predict" and not any(
             isinstance(c, BasePredictionWriter) for c in trainer.callbacks

@@ -44,27 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fold_cli(base: list[str], fold: int, num_folds: int | None, root: Path) -> Any:
-    from lightning import Trainer
-    from lightning.pytorch.cli import LightningCLI
-    from lightning.pytorch.plugins.io import CheckpointIO
-
     from neo.cli import NeoCLI
-    from neo.utils.checkpoint_io import AtomicCheckpointIO
-
-    class FoldCLI(NeoCLI):
-        """NeoCLI without a subcommand (``run=False``): the config is flat, not per verb."""
-
-        def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-            plugins = list(self.config_init["trainer"].get("plugins") or [])
-            if not any(isinstance(p, CheckpointIO) for p in plugins):
-                plugins.append(AtomicCheckpointIO())
-            self.config_init["trainer"]["plugins"] = plugins
-            return LightningCLI.instantiate_trainer(self, **kwargs)
 
     args = [*base, f"--data.init_args.fold={fold}", f"--trainer.default_root_dir={root}"]
     if num_folds is not None:
         args.append(f"--data.init_args.num_folds={num_folds}")
-    return FoldCLI(args=args, run=False)
+    return NeoCLI(args=args, run=False)
 
 
 def _copy(src: Path, dst: Path) -> None:
