@@ -10,6 +10,7 @@ from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from neo.data.images import read_image
+from neo.tasks.detection import coco_results
 from neo.utils.atomic import write_json
 from neo.utils.drawing import draw_detections
 
@@ -53,19 +54,9 @@ class CocoPredictionWriter(BasePredictionWriter):
         unique = {item["image_id"]: item for item in gathered}
         results = []
         for item in unique.values():
-            boxes = item["boxes"].tolist()
-            for box, score, cid in zip(boxes, item["scores"].tolist(), item["category_ids"]):
-                result = {
-                    "image_id": item["image_id"],
-                    "category_id": cid,
-                    "bbox": [
-                        round(box[0], 2),
-                        round(box[1], 2),
-                        round(box[2] - box[0], 2),
-                        round(box[3] - box[1], 2),
-                    ],
-                    "score": round(float(score), 5),
-                }
+            for result in coco_results(
+                item["image_id"], item["boxes"], item["scores"], item["category_ids"]
+            ):
                 if item.get("file_name"):
                     result["file_name"] = item["file_name"]
                 results.append(result)

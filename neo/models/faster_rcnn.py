@@ -52,6 +52,7 @@ def build_faster_rcnn(
     returned_layers: list[int] | None = None,
     fpn_channels: int = 256,
     box_head_dim: int = 1024,
+    anchor_sizes: list[tuple[int, ...]] | None = None,
     **detector_kwargs: Any,
 ) -> FasterRCNN:
     """Builds a Faster R-CNN ResNet-FPN detector; nothing is downloaded unless asked for.
@@ -70,6 +71,8 @@ def build_faster_rcnn(
             (stride 4) saves most of the FPN cost when objects are not tiny.
         fpn_channels: channels of the FPN levels (torchvision: 256); fewer make small models.
         box_head_dim: width of the two-layer box head (torchvision: 1024).
+        anchor_sizes: anchor sizes per FPN level, one tuple per level (default: 32, 64, ... up
+            to 512 over the levels the backbone returns).
         **detector_kwargs: passed to torchvision's ``FasterRCNN`` (e.g. ``box_score_thresh``).
 
     Returns:
@@ -89,11 +92,13 @@ def build_faster_rcnn(
         in_channels = [block[0].in_channels for block in fpn.fpn.inner_blocks]
         fpn.fpn = FeaturePyramidNetwork(in_channels, fpn_channels, extra_blocks=LastLevelMaxPool())
         fpn.out_channels = fpn_channels
-    if returned_layers is not None and "rpn_anchor_generator" not in detector_kwargs:
+    if anchor_sizes is None and returned_layers is not None:
         levels = len(returned_layers) + 1
-        sizes = tuple((32 * 2**i,) for i in range(5 - levels, 5))
+        anchor_sizes = [(32 * 2**i,) for i in range(5 - levels, 5)]
+    if anchor_sizes is not None:
+        sizes = tuple(tuple(s) for s in anchor_sizes)
         detector_kwargs["rpn_anchor_generator"] = AnchorGenerator(
-            sizes, ((0.5, 1.0, 2.0),) * levels
+            sizes, ((0.5, 1.0, 2.0),) * len(sizes)
         )
     if backbone_weights is not None:
         state = load_backbone_weights(backbone_weights)

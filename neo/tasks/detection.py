@@ -33,6 +33,22 @@ def to_original_pixels(boxes: Tensor, target: Target) -> Tensor:
     return boxes
 
 
+def coco_results(
+    image_id: int, boxes: Tensor, scores: Tensor, category_ids: list[int]
+) -> list[dict[str, Any]]:
+    """COCO result dicts (``bbox`` as [x, y, w, h]) for one image's xyxy boxes."""
+    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
+    return [
+        {
+            "image_id": int(image_id),
+            "category_id": int(cid),
+            "bbox": [round(v, 2) for v in box],
+            "score": round(float(score), 5),
+        }
+        for box, score, cid in zip(xywh, scores.tolist(), category_ids)
+    ]
+
+
 class DetectionTask(LightningModule):
     """Optimisation, evaluation, logging and prediction shared by all detectors.
 
@@ -204,16 +220,8 @@ class DetectionTask(LightningModule):
         results = []
         for det, target in zip(detections, targets):
             boxes = to_original_pixels(det["boxes"].detach().float().cpu(), target)
-            xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
-            for box, score, label in zip(xywh, det["scores"].tolist(), det["labels"].tolist()):
-                results.append(
-                    {
-                        "image_id": int(target["image_id"]),
-                        "category_id": self.category_ids[int(label)],
-                        "bbox": [round(v, 2) for v in box],
-                        "score": round(float(score), 5),
-                    }
-                )
+            category_ids = [self.category_ids[int(label)] for label in det["labels"].tolist()]
+            results += coco_results(target["image_id"], boxes, det["scores"], category_ids)
         return results
 
     def _start_evaluation(self, stage: str) -> None:

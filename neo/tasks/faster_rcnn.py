@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from torch import Tensor
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 
 from neo.models.faster_rcnn import BackboneName, build_faster_rcnn
 from neo.tasks.detection import Detections, DetectionTask, Target
@@ -84,10 +82,6 @@ class FasterRCNNTask(DetectionTask):
             gamma,
             max_nonfinite_steps,
         )
-        extra: dict[str, Any] = {}
-        if anchor_sizes is not None:
-            sizes = tuple(tuple(s) for s in anchor_sizes)
-            extra["rpn_anchor_generator"] = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
         self.model = build_faster_rcnn(
             num_classes,
             backbone=backbone,
@@ -97,13 +91,13 @@ class FasterRCNNTask(DetectionTask):
             returned_layers=returned_layers,
             fpn_channels=fpn_channels,
             box_head_dim=box_head_dim,
+            anchor_sizes=anchor_sizes,
             rpn_post_nms_top_n_train=rpn_proposals_train,
             rpn_post_nms_top_n_test=rpn_proposals_test,
             box_batch_size_per_image=box_batch_size_per_image,
             box_score_thresh=score_threshold,
             box_nms_thresh=nms_threshold,
             box_detections_per_img=detections_per_image,
-            **extra,
         )
 
     def compute_losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
