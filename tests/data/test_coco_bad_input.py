@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_coco
 
 from neo.data import CocoDataModule, DatasetError
 from neo.data.coco_index import load_coco_index
 from neo.data.images import read_image
+from tests.helpers.coco import write_coco
 
 IMAGE = {"id": 1, "file_name": "a.jpg", "width": 112, "height": 64}
 

@@ -6,7 +6,7 @@ import pytest
 
 from neo.rf import make_spectrograms, synth_rf
 from neo.rf.recording import Recording, RecordingError
-from tests.rf.conftest import write_recording
+from tests.helpers.sigmf import write_recording
 
 TINY = dict(chunk_duration_s=0.1, nfft=64, hop=32, image_size=64)
 

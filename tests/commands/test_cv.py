@@ -6,11 +6,11 @@ import csv
 from pathlib import Path
 
 import torch
-from spectrogram_data import write_dataset
 
 from neo.cli import main
+from tests.helpers.spectrograms import write_dataset
 
-CONFIG = str(Path(__file__).with_name("tiny_spectrogram.yaml"))
+CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "tiny_spectrogram.yaml")
 
 
 def test_cv_runs_every_fold_and_writes_summary(tmp_path, capsys):

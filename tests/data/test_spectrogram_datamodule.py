@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-from spectrogram_data import write_chunk, write_dataset
 
 from neo.data import SpectrogramDataModule
 from neo.data.problems import DatasetError
+from tests.helpers.spectrograms import write_chunk, write_dataset
 
 
 def make(root, **kwargs) -> SpectrogramDataModule:

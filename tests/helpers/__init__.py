@@ -1,0 +1,1 @@
+"""Writers of the tiny datasets the tests make on the fly (COCO, SigMF, spectrogram folders)."""
