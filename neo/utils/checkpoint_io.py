@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,44 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from neo.utils.atomic import atomic_path
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, corrupt or not a safe (weights-only) checkpoint."""
+
+
+def read_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
+    """Reads a checkpoint with torch's weights-only unpickler; every failure is one clear line.
+
+    Args:
+        path: the ``.ckpt`` / ``.pth`` file.
+        map_location: where tensors are loaded (``torch.load``'s argument).
+
+    Returns:
+        The checkpoint dictionary.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, truncated, or holds objects other than
+            tensors and plain containers (such a file is refused, never unpickled).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: not a safe checkpoint (it holds pickled Python objects other than tensors "
+            "and plain containers); neo refuses to load it"
+        ) from None
+    except (RuntimeError, EOFError, KeyError, zipfile.BadZipFile, OSError, ValueError) as e:
+        reason = str(e).split("\n", 1)[0].split(". ", 1)[0][:100]
+        raise CheckpointError(
+            f"{path}: truncated or corrupt checkpoint file ({type(e).__name__}: {reason})"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (expected a dictionary)")
+    return checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -29,6 +69,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
         """Reads a checkpoint with the safe unpickler (tensors and plain containers only)."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: checkpoint file not found")
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return read_checkpoint(path, map_location)
