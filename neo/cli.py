@@ -1,29 +1,58 @@
-"""The ``neo`` command: LightningCLI verbs plus neo's own (``neo data ...``)."""
+"""The ``neo`` command: one parser for every verb.
+
+Model verbs (``fit``, ``validate``, ``test``, ``predict``: methods of :class:`NeoTrainer`; ``cv``:
+:func:`neo.commands.cv.cross_validate`) get the config, model, data and trainer options; tool
+verbs (``neo data ...``, ``neo rf detect``) are nested subcommands built from typed functions.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import docstring_parser
+from jsonargparse import Namespace
 from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 
-from neo.callbacks.prediction_writer import CocoPredictionWriter
-from neo.data.problems import DatasetError
-from neo.rf.recording import RecordingError
-from neo.utils.checkpoint_io import AtomicCheckpointIO
+from neo.trainer import NeoTrainer
+from neo.utils.checkpoint_io import CheckpointError, read_checkpoint
+from neo.utils.runs import LAST_CHECKPOINT, keep_previous_metrics, latest_last_checkpoint
 
-EPILOG = (
-    "more verbs: `neo data {check,synth,coco,synth-rf,spectrogram} --help` (dataset tools), "
-    "`neo cv --help` (k-fold cross-validation), `neo rf detect --help` (multi-model detection on "
-    "SigMF recordings). Example: neo fit --config configs/demo/rtdetr.yaml"
-)
-USER_ERRORS: tuple[type[BaseException], ...] = (DatasetError, FileNotFoundError, RecordingError)
+# neo's own errors (DatasetError, RecordingError, CheckpointError, ...) are ValueErrors.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+# verb -> module with ``description()``, ``add_verbs(parser)`` and ``run(config) -> int``
+TOOL_VERBS = {"data": "neo.commands.data", "rf": "neo.commands.rf_detect"}
+CROSS_VALIDATION = "cv"
+# ``--ckpt_path`` values that Lightning resolves itself
+LIGHTNING_CKPT_NAMES = ("best", "hpc", "registry")
+
+
+def _summary(function: Any) -> str:
+    return docstring_parser.parse(function.__doc__ or "").short_description or ""
+
+
+@rank_zero_only
+def _note(message: str) -> None:
+    print(f"neo: {message}", file=sys.stderr)
+
+
+class NeoArgumentParser(LightningArgumentParser):
+    """Reports a command-line error as one short line, last, instead of after the usage."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:  # noqa: D102
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        sys.stderr.write(f"(options: {prog} --help)\nneo: error: {' '.join(message.split())}\n")
+        sys.exit(2)
 
 
 class NeoSaveConfig(SaveConfigCallback):
@@ -36,9 +65,18 @@ class NeoSaveConfig(SaveConfigCallback):
 
 
 class NeoCLI(LightningCLI):
-    """LightningCLI with neo's defaults: subclass mode, seed 0, class count linked from the data."""
+    """LightningCLI with every neo verb, seed 0, and the class count linked from the data.
+
+    Args:
+        args: command-line arguments (default: ``sys.argv[1:]``).
+        run: run the verb (False: only build the model, data and trainer, without a verb).
+        **kwargs: more LightningCLI arguments.
+    """
 
     def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
+        self.exit_code = 0
+        self._argv = list(sys.argv[1:] if args is None else args) if run else []
+        kwargs.setdefault("trainer_class", NeoTrainer)
         super().__init__(
             model_class=LightningModule,
             datamodule_class=LightningDataModule,
@@ -47,56 +85,235 @@ class NeoCLI(LightningCLI):
             seed_everything_default=0,
             save_config_callback=NeoSaveConfig,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"prog": "neo", "epilog": EPILOG},
+            parser_class=NeoArgumentParser,
+            parser_kwargs={
+                "prog": "neo",
+                "description": "neo: high-resolution object detection. Every verb has --help.",
+            },
             args=args,
             run=run,
             **kwargs,
         )
 
-    def add_arguments_to_parser(self, parser: Any) -> None:  # noqa: D102
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """The model verbs and the arguments of their function that are not options."""
+        return {**LightningCLI.subcommands(), CROSS_VALIDATION: {"build_fold"}}
+
+    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
+        self._subcommand_parsers: dict[str, LightningArgumentParser] = {}
+        subcommands = parser.add_subcommands()
+        for verb, skip in self.subcommands().items():
+            sub_kwargs = kwargs.get(verb, {})
+            if verb == CROSS_VALIDATION:
+                from neo.commands.cv import cross_validate
+
+                sub_kwargs.setdefault("description", _summary(cross_validate))
+                sub = self.init_parser(**sub_kwargs)
+                self._add_arguments(sub)
+                added = sub.add_function_arguments(cross_validate, skip=set(skip))
+                self._subcommand_method_arguments[verb] = added
+            else:
+                sub_kwargs.setdefault("description", _summary(getattr(self.trainer_class, verb)))
+                sub = self._prepare_subcommand_parser(self.trainer_class, verb, **sub_kwargs)
+            self._subcommand_parsers[verb] = sub
+            subcommands.add_subcommand(verb, sub, help=sub.description)
+        for verb, module in TOOL_VERBS.items():
+            tool = importlib.import_module(module)
+            sub = self.parser_class(description=tool.description())
+            subcommands.add_subcommand(verb, sub, help=sub.description)
+            tool.add_verbs(sub)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:  # noqa: D102
         parser.link_arguments(
             "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Resolves ``--ckpt_path last`` and applies the checkpoint's model hyper-parameters.
+
+        A checkpoint of another model class than the config's is an error; model options given
+        on the command line win over the checkpoint's values, which win over the config files'.
+        """
+        verb = self.config.get("subcommand")
+        config = self.config.get(verb) if verb else None
+        if not isinstance(config, Namespace) or not config.get("ckpt_path"):
+            return
+        if config.ckpt_path == "last":
+            config.ckpt_path = str(self._resume_latest_run(config))
+        path = str(config.ckpt_path)
+        if path in LIGHTNING_CKPT_NAMES or "://" in path:
+            return
+        hparams = dict(read_checkpoint(path).get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        saved_class = hparams.pop("_class_path", None)
+        model = config.model
+        if saved_class and _resolve(saved_class) is not _resolve(model.class_path):
+            raise CheckpointError(
+                f"{path}: a {saved_class} checkpoint, but the config's model is "
+                f"{model.class_path}; give the config the checkpoint was trained with"
+            )
+        if not hparams:
+            return
+        before = model.init_args.clone()
+        explicit = {k: before[k] for k in command_line_model_keys(self._argv) if k in before}
+        self.config = self.parser.parse_object(
+            {verb: {"model": {"class_path": model.class_path, "init_args": hparams}}}, self.config
+        )
+        after = self.config[verb].model.init_args
+        for key, value in explicit.items():
+            after[key] = value
+        from_checkpoint = [
+            f"{k}={after[k]!r} (config: {before[k]!r})"
+            for k in hparams
+            if k in before and k not in explicit and after[k] != before[k]
+        ]
+        if from_checkpoint:
+            _note(f"model settings from {path}: {', '.join(from_checkpoint)}")
+        if explicit:
+            given = ", ".join(f"{k}={v!r}" for k, v in explicit.items())
+            _note(f"model settings from the command line: {given}")
+
+    def _resume_latest_run(self, config: Namespace) -> Path:
+        """``last.ckpt`` of the config's newest run, whose folder the resumed run continues."""
+        trainer = config.trainer
+        default_root = Path(trainer.get("default_root_dir") or ".")
+        for callback in trainer.get("callbacks") or []:
+            dirpath = callback.get("init_args", {}).get("dirpath") if callback else None
+            if dirpath and (Path(dirpath) / LAST_CHECKPOINT.name).is_file():
+                return Path(dirpath) / LAST_CHECKPOINT.name
+        logger = trainer.get("logger")
+        if isinstance(logger, list):
+            logger = logger[0] if logger else False
+        if logger is False:
+            path = default_root / LAST_CHECKPOINT
+            if not path.is_file():
+                raise CheckpointError(f"--ckpt_path last: no {path}")
+            return path
+        if logger is None or logger is True:
+            logger = Namespace(
+                class_path="lightning.pytorch.loggers.TensorBoardLogger",
+                init_args=Namespace(save_dir=str(default_root), name="lightning_logs"),
+            )
+            trainer.logger = logger
+        init_args = logger.get("init_args") or Namespace()
+        if "save_dir" not in init_args:
+            raise CheckpointError(
+                f"--ckpt_path last: {logger.class_path} has no run folders; give the path of the "
+                "checkpoint to resume"
+            )
+        root = Path(init_args.get("save_dir") or default_root)
+        name = init_args.get("name", "lightning_logs")
+        root = root / name if name else root
+        found = latest_last_checkpoint(root)
+        if found is None:
+            raise CheckpointError(
+                f"--ckpt_path last: no run of this config has a last.ckpt "
+                f"({root}/version_*/{LAST_CHECKPOINT})"
+            )
+        version, path = found
+        init_args.version = version
+        log_dir = path.parent.parent
+        kept = keep_previous_metrics(log_dir)
+        note = f"; earlier metrics kept in {kept.name}" if kept else ""
+        _note(f"resuming {path}; the run continues in {log_dir}{note}")
+        return path
+
+    def _set_seed(self) -> None:
+        if self.config.get("subcommand") not in TOOL_VERBS:
+            super()._set_seed()
+
+    def instantiate_classes(self) -> None:
+        """Builds model, data and trainer for a model verb (``cv`` builds them per fold)."""
+        if self.subcommand not in (*TOOL_VERBS, CROSS_VALIDATION):
+            super().instantiate_classes()
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Adds atomic, safely loaded checkpoints unless the config names its own CheckpointIO."""
-        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
-        plugins = list(config["trainer"].get("plugins") or [])
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            plugins.append(AtomicCheckpointIO())
-        config["trainer"]["plugins"] = plugins
+        """The trainer; ``predict`` writes COCO results into the run's folder by default."""
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand == "predict" and not any(
             isinstance(c, BasePredictionWriter) for c in trainer.callbacks
         ):
-            output_dir = Path(trainer.default_root_dir) / "predictions"
-            trainer.callbacks.append(CocoPredictionWriter(output_dir=output_dir))
+            from neo.callbacks.prediction_writer import CocoPredictionWriter
+
+            trainer.callbacks.append(CocoPredictionWriter())
         return trainer
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        if subcommand in TOOL_VERBS:
+            self.exit_code = importlib.import_module(TOOL_VERBS[subcommand]).run(
+                self.config[subcommand]
+            )
+        elif subcommand == CROSS_VALIDATION:
+            self.cv()
+        else:
+            super()._run_subcommand(subcommand)
+
+    def cv(self) -> None:
+        """Runs ``neo cv``: every fold trained in turn (see :mod:`neo.commands.cv`)."""
+        from neo.commands.cv import cross_validate
+
+        config = self.config[CROSS_VALIDATION]
+        options = {k: config[k] for k in self._subcommand_method_arguments[CROSS_VALIDATION]}
+        if not options.get("name"):
+            files = config.get("config") or []
+            options["name"] = Path(str(files[-1])).stem if files else None
+        cross_validate(self._build_fold, **options)
+
+    def _build_fold(
+        self, fold: int, num_folds: int | None, root: Path
+    ) -> tuple[Trainer, LightningModule, LightningDataModule]:
+        """Model, data and trainer of one fold: the parsed config with ``data.init_args.fold``."""
+        config = self.config[CROSS_VALIDATION]
+        init_args = config.data.get("init_args") or Namespace()
+        if "fold" not in init_args or "num_folds" not in init_args:
+            raise ValueError(
+                f"{config.data.class_path} has no fold/num_folds arguments: it cannot be "
+                "cross-validated"
+            )
+        init_args.fold = fold
+        if num_folds is not None:
+            init_args.num_folds = num_folds
+        config.trainer.default_root_dir = str(root)
+        self.__dict__.pop("config_dump", None)  # the saved hyper-parameters follow the fold
+        self._set_seed()
+        super().instantiate_classes()
+        return self.trainer, self.model, self.datamodule
+
+
+def _resolve(class_path: str) -> Any:
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return class_path
+
+
+def command_line_model_keys(argv: list[str]) -> set[str]:
+    """The model arguments set on the command line (``--model.init_args.X`` or ``--model.X``)."""
+    keys = set()
+    for token in argv:
+        if token.startswith("--model."):
+            key = token.removeprefix("--model.").split("=", 1)[0].removeprefix("init_args.")
+            key = key.split(".", 1)[0].rstrip("+")
+            if key not in ("class_path", "init_args", "dict_kwargs", "help"):
+                keys.add(key)
+    return keys
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of the ``neo`` console script and ``python -m neo``."""
-    argv = list(sys.argv[1:] if args is None else args)
     try:
-        if argv and argv[0] == "data":
-            from neo.commands.data import run
-
-            code = run(argv[1:])
-        elif argv and argv[0] == "cv":
-            from neo.commands.cv import run as run_cv
-
-            code = run_cv(argv[1:])
-        elif argv and argv[0] == "rf":
-            from neo.commands.rf_detect import run as run_rf
-
-            code = run_rf(argv[1:])
-        else:
-            NeoCLI(args=None if args is None else argv)
-            code = 0
+        code = NeoCLI(args=args).exit_code
     except USER_ERRORS as e:
         if os.environ.get("NEO_TRACEBACK"):
             raise
-        print(f"neo: error: {e}", file=sys.stderr)
+        print(f"neo: error: {one_line(e)}", file=sys.stderr)
         code = 1
     if args is None and code:
         sys.exit(code)

@@ -1,9 +1,15 @@
 """Callbacks: EMA, visualisation, prediction files."""
 
-from neo.callbacks.auto_tune import AutoTune
-from neo.callbacks.detection_prf import DetectionPRF
-from neo.callbacks.ema import EMA
-from neo.callbacks.prediction_writer import CocoPredictionWriter
-from neo.callbacks.visualization import DetectionVisualizer
+from neo.utils.lazy import lazy_exports
 
 __all__ = ["EMA", "AutoTune", "CocoPredictionWriter", "DetectionPRF", "DetectionVisualizer"]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AutoTune": "neo.callbacks.auto_tune",
+        "CocoPredictionWriter": "neo.callbacks.prediction_writer",
+        "DetectionPRF": "neo.callbacks.detection_prf",
+        "DetectionVisualizer": "neo.callbacks.visualization",
+        "EMA": "neo.callbacks.ema",
+    },
+)

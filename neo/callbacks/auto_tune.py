@@ -15,13 +15,15 @@ SETTINGS: tuple[str, ...] = ("epochs", "batch_size", "learning_rate", "early_sto
 class AutoTune(Callback):
     """Sets epochs, batch size, learning rate and early-stop patience from the training data.
 
-    At the start of ``fit`` (after the data module's ``setup``, so after the fold split) it counts
-    the labelled training images (``datamodule.num_labeled_samples``), looks the count up in the
-    auto-tune table and applies:
+    At the start of ``fit`` (after the data module's ``setup``) it reads the data module's
+    ``tuning``: the auto-tune table's row for its labelled images, looked up once by the data
+    module (:attr:`neo.data.base.DetectionDataModule.tuning`; a spectrogram data module counts the
+    labelled images outside its test split, so the fold count and the training settings come from
+    the same row). It applies:
 
     - ``epochs``: ``trainer.fit_loop.max_epochs``;
     - ``batch_size``: ``datamodule.batch_size`` (and ``eval_batch_size``);
-    - ``learning_rate``: ``model.hparams.lr`` (read by ``configure_optimizers``, which runs later);
+    - ``learning_rate``: ``model.lr`` (read by ``configure_optimizers``, which runs later);
     - ``early_stop_patience``: ``patience`` of every :class:`EarlyStopping` callback; when there is
       none, one monitoring ``monitor`` is added.
 
@@ -54,13 +56,10 @@ class AutoTune(Callback):
         """Applies the table's values before the loaders and the optimizer are built."""
         if stage != "fit":
             return
-        from neo.tuning.auto_tune import auto_tune
-
         datamodule = trainer.datamodule
-        if datamodule is None or not hasattr(datamodule, "num_labeled_samples"):
-            raise ValueError("AutoTune needs a data module with num_labeled_samples")
-        count = int(datamodule.num_labeled_samples)
-        tuned = auto_tune(count, max(1, int(pl_module.num_classes)))
+        if datamodule is None or not hasattr(datamodule, "tuning"):
+            raise ValueError("AutoTune needs a data module with tuning (a DetectionDataModule)")
+        tuned = datamodule.tuning
         applied: dict[str, object] = {}
         if "epochs" not in self.keep:
             trainer.fit_loop.max_epochs = tuned["epochs"]
@@ -70,7 +69,7 @@ class AutoTune(Callback):
             datamodule.eval_batch_size = tuned["batch_size"]
             applied["batch_size"] = tuned["batch_size"]
         if "learning_rate" not in self.keep:
-            pl_module.hparams.lr = tuned["learning_rate"]
+            pl_module.lr = tuned["learning_rate"]
             applied["learning_rate"] = tuned["learning_rate"]
         if "early_stop_patience" not in self.keep:
             stoppers = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
@@ -85,14 +84,17 @@ class AutoTune(Callback):
         kept = {
             "epochs": trainer.fit_loop.max_epochs,
             "batch_size": datamodule.batch_size,
-            "learning_rate": pl_module.hparams.get("lr"),
+            "learning_rate": getattr(pl_module, "lr", None),
         }
         chosen = ", ".join(f"{k}={v}" for k, v in applied.items()) or "nothing"
         explicit = ", ".join(f"{k}={kept.get(k, 'as configured')}" for k in sorted(self.keep))
-        epochs = int(trainer.fit_loop.max_epochs or tuned["epochs"])
-        estimate = epochs * count * 0.02 / 60
+        epochs = trainer.fit_loop.max_epochs
+        estimate = tuned["estimated_time_min"]
+        if epochs is not None and epochs > 0:
+            estimate *= epochs / tuned["epochs"]
+        count = tuned["num_labeled_samples"]
         rank_zero_info(
-            f"auto-tune: {count} labelled training images, {pl_module.num_classes} classes -> "
+            f"auto-tune: {count} labelled images, {pl_module.num_classes} classes -> "
             f"{chosen}{f' (kept: {explicit})' if explicit else ''}; table suggests "
             f"{tuned['k_folds']} folds; estimated time {estimate:.1f} min per run"
         )

@@ -16,8 +16,10 @@ class DetectionPRF(Callback):
     Detections with ``score >= score_threshold`` are matched greedily to ground truth of the same
     class at ``IoU >= iou_threshold`` (:mod:`neo.metrics.detection_prf`), in the network's input
     pixels (IoU does not change under the per-axis scaling back to the original image). Counts are
-    summed over the epoch and over DDP ranks. Works with any task whose validation/test step returns
-    ``{"detections": [...]}`` (as :class:`neo.tasks.DetectionTask` does).
+    summed over the epoch and over DDP ranks, each ``image_id`` once (the samples
+    ``DistributedSampler`` repeats are not counted twice). Works with any task whose
+    validation/test step returns ``{"detections": [...]}`` (as :class:`neo.tasks.DetectionTask`
+    does).
 
     Args:
         score_threshold: lowest score of a detection that counts.
@@ -43,7 +45,9 @@ class DetectionPRF(Callback):
             return
         _, targets = batch
         truth = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
-        self._accumulator.update(outputs["detections"], truth)
+        ids = [t.get("image_id") for t in targets]
+        image_ids = None if any(i is None for i in ids) else [int(i) for i in ids]
+        self._accumulator.update(outputs["detections"], truth, image_ids)
 
     def _finish(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._accumulator is None:

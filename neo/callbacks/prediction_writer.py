@@ -22,25 +22,28 @@ class CocoPredictionWriter(BasePredictionWriter):
     image folders, ``file_name``.
 
     Args:
-        output_dir: folder for ``predictions.json`` and rendered images.
+        output_dir: folder for ``predictions.json`` and rendered images (default: the run's
+            ``predictions/`` folder, ``<log dir>/predictions``).
         render: also save each image with its detections drawn.
         render_score_threshold: minimum score of a drawn detection.
     """
 
     def __init__(
         self,
-        output_dir: Path = Path("predictions"),
+        output_dir: Path | None = None,
         render: bool = False,
         render_score_threshold: float = 0.3,
     ) -> None:
         super().__init__(write_interval="epoch")
-        self.output_dir = Path(output_dir)
+        self.output_dir = None if output_dir is None else Path(output_dir)
         self.render = render
         self.render_score_threshold = render_score_threshold
 
     def write_on_epoch_end(  # noqa: D102
         self, trainer: Trainer, pl_module: LightningModule, predictions: Any, batch_indices: Any
     ) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
+        output_dir = self.output_dir or Path(log_dir or trainer.default_root_dir) / "predictions"
         per_image = [item for batch in _flatten(predictions) for item in batch]
         gathered = per_image
         if trainer.world_size > 1:
@@ -60,16 +63,15 @@ class CocoPredictionWriter(BasePredictionWriter):
                 if item.get("file_name"):
                     result["file_name"] = item["file_name"]
                 results.append(result)
-        write_json(self.output_dir / "predictions.json", results)
+        write_json(output_dir / "predictions.json", results)
         if self.render:
-            self._render(unique.values(), pl_module)
+            self._render(unique.values(), pl_module, output_dir / "rendered")
         print(
             f"wrote {len(results)} detections for {len(unique)} images to "
-            f"{self.output_dir / 'predictions.json'}"
+            f"{output_dir / 'predictions.json'}"
         )
 
-    def _render(self, items: Any, pl_module: LightningModule) -> None:
-        folder = self.output_dir / "rendered"
+    def _render(self, items: Any, pl_module: LightningModule, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         names = list(getattr(pl_module, "class_names", []))
         for item in items:

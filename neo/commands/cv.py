@@ -1,55 +1,108 @@
 """``neo cv``: k-fold cross-validation, one fresh model per fold, in one process.
 
-Every fold is an ordinary ``neo fit`` of the same config with ``--data.init_args.fold=k`` (the data
-module must accept ``fold`` and ``num_folds``, as :class:`neo.data.SpectrogramDataModule` does).
-After each fold the best checkpoint (the config's ModelCheckpoint; its last one when nothing is
-monitored) is validated again and copied to ``OUT/<name>_fold<k>.ckpt``; the fold with the best
-``val/F1`` (``val/AP`` when F1 is not logged) is also copied to ``OUT/<name>_best.ckpt``. The
-summary (per fold, then mean ± sample standard deviation over folds) is written to
-``OUT/<name>_summary.csv`` and ``.md`` and printed.
-
-The number of folds is ``--num_folds`` when given, else the data module's ``num_folds`` (its
-auto-tune choice when the config leaves it null). With 0 or 1 folds there is a single run.
+Every fold is an ordinary ``neo fit`` of the same config with ``data.init_args.fold`` set to the
+fold (any data module with ``fold`` and ``num_folds`` arguments). After each fold the best
+checkpoint (the config's ModelCheckpoint; ``last.ckpt`` when nothing is monitored) is validated
+again and copied to ``OUT/<name>_fold<k>.ckpt``; the fold with the best ``--monitor`` metric is
+also copied to ``OUT/<name>_best.ckpt``. The summary (every metric logged under ``val/``, per fold,
+then mean ± sample standard deviation over folds) is written to ``OUT/<name>_summary.csv`` and
+``.md`` and printed.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gc
 import io
 import shutil
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lightning import LightningDataModule, LightningModule, Trainer
+
 from neo.utils.atomic import atomic_path
 
-METRICS = ("precision", "recall", "F1", "AP", "AP50")
+# Leading columns of the table, in this order when logged; other val/ metrics follow.
+LEADING_METRICS = ("precision", "recall", "F1", "AP", "AP50")
+FIXED_COLUMNS = ("fold", "val_images", "epochs", "checkpoint")
+
+FoldBuilder = Callable[
+    [int, int | None, Path], tuple[Trainer, LightningModule, LightningDataModule]
+]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Options of ``neo cv``; anything else is passed to every fold's ``neo fit``."""
-    parser = argparse.ArgumentParser(
-        prog="neo cv",
-        description="Cross-validate: train every fold of a config, save the best checkpoint per "
-        "fold and overall, and write a summary table. Other options (e.g. --trainer.max_epochs=5) "
-        "go to every fold's `neo fit`.",
-    )
-    parser.add_argument("--config", required=True, action="append", help="neo config file(s)")
-    parser.add_argument("--name", help="prefix of the output files (default: the config's name)")
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/cv/<name>)")
-    parser.add_argument("--num_folds", type=int, help="number of folds (default: from the data)")
-    return parser
+def cross_validate(
+    build_fold: FoldBuilder,
+    name: str | None = None,
+    out: Path | None = None,
+    num_folds: int | None = None,
+    monitor: str | None = None,
+    mode: str | None = None,
+) -> list[dict[str, Any]]:
+    """Cross-validate a config: train every fold, validate its best checkpoint, summarise.
+
+    Args:
+        build_fold: ``(fold, num_folds, root) -> (trainer, model, datamodule)`` for one fold,
+            built from the parsed config (``num_folds`` None: the data module's own; ``root``:
+            the fold's ``trainer.default_root_dir``).
+        name: prefix of the output files (default: the last config file's name, else ``cv``).
+        out: output folder (default: ``runs/cv/<name>``).
+        num_folds: number of folds (default: the data module's ``num_folds``).
+        monitor: the metric that picks the best fold (default: the config's ModelCheckpoint
+            monitor, else ``val/AP``).
+        mode: ``max`` or ``min`` for ``monitor`` (default: the ModelCheckpoint's, else ``max``).
+
+    Returns:
+        One row per fold (fold, val_images, epochs, checkpoint and the ``val/`` metrics).
+    """
+    name = name or "cv"
+    out = Path(out) if out is not None else Path("runs") / "cv" / name
+    first: tuple[Trainer, LightningModule, LightningDataModule] | None
+    first = trainer, model, datamodule = build_fold(0, num_folds, out / "fold0")
+    if num_folds is None:
+        if not hasattr(datamodule, "num_folds"):
+            raise ValueError(
+                f"{type(datamodule).__name__} has no num_folds: it cannot be cross-validated"
+            )
+        num_folds = int(datamodule.num_folds)
+    monitor, mode = _monitor(trainer, monitor, mode)
+    folds = max(1, num_folds)
+    print(f"neo cv: {folds} fold(s), best fold by {monitor} ({mode}) -> {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for fold in range(folds):
+        trainer, model, datamodule = first or build_fold(fold, num_folds, out / f"fold{fold}")
+        first = None
+        rows.append(run_fold(trainer, model, datamodule, fold, out, name))
+        del trainer, model, datamodule
+        gc.collect()
+        if _column(monitor) not in rows[0]:
+            logged = ", ".join(f"val/{k}" for k in rows[0] if k not in FIXED_COLUMNS)
+            raise ValueError(f"--monitor {monitor} is not logged by validation (logged: {logged})")
+    best = best_fold(rows, _column(monitor), mode)
+    _copy(Path(best["checkpoint"]), out / f"{name}_best.ckpt")
+    text = write_summary(rows, out, name)
+    print(text)
+    print(f"best fold: {best['fold']} -> {out / f'{name}_best.ckpt'}")
+    return rows
 
 
-def _fold_cli(base: list[str], fold: int, num_folds: int | None, root: Path) -> Any:
-    from neo.cli import NeoCLI
+def _monitor(trainer: Trainer, monitor: str | None, mode: str | None) -> tuple[str, str]:
+    callback = trainer.checkpoint_callback
+    configured = getattr(callback, "monitor", None)
+    if monitor is None:
+        monitor = configured or "val/AP"
+    if mode is None:
+        mode = getattr(callback, "mode", "max") if monitor == configured else "max"
+    if mode not in ("max", "min"):
+        raise ValueError(f"--mode {mode}: use max or min")
+    return monitor, mode
 
-    args = [*base, f"--data.init_args.fold={fold}", f"--trainer.default_root_dir={root}"]
-    if num_folds is not None:
-        args.append(f"--data.init_args.num_folds={num_folds}")
-    return NeoCLI(args=args, run=False)
+
+def _column(metric: str) -> str:
+    return metric.removeprefix("val/")
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -64,63 +117,79 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def run_fold(base: list[str], fold: int, num_folds: int, out: Path, name: str) -> dict[str, Any]:
+def _best_checkpoint(trainer: Trainer, fold: int) -> Path:
+    for callback in trainer.checkpoint_callbacks:
+        for attribute in ("best_model_path", "last_model_path"):
+            path = getattr(callback, attribute, "")
+            if path and Path(path).is_file():
+                return Path(path)
+    raise FileNotFoundError(f"fold {fold}: training saved no checkpoint (add a ModelCheckpoint)")
+
+
+def _num_val_samples(trainer: Trainer) -> int | None:
+    loaders = trainer.val_dataloaders
+    loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
+    try:
+        return sum(len(loader.dataset) for loader in loaders)
+    except (AttributeError, TypeError):
+        return None
+
+
+def run_fold(
+    trainer: Trainer,
+    model: LightningModule,
+    datamodule: LightningDataModule,
+    fold: int,
+    out: Path,
+    name: str,
+) -> dict[str, Any]:
     """Trains and re-validates one fold; returns its summary row."""
-    cli = _fold_cli(base, fold, num_folds, out / f"fold{fold}")
-    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
     trainer.fit(model, datamodule=datamodule)
-    checkpoint = trainer.checkpoint_callback
-    best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
-    if best is None or not best.is_file():
-        last = getattr(checkpoint, "last_model_path", "") if checkpoint else ""
-        best = Path(last) if last else None
-    if best is None or not best.is_file():
-        raise FileNotFoundError(
-            f"fold {fold}: training saved no checkpoint (add a ModelCheckpoint)"
-        )
+    best = _best_checkpoint(trainer, fold)
     results = trainer.validate(model, datamodule=datamodule, ckpt_path=str(best), verbose=False)
     metrics = results[0] if results else {}
     saved = out / f"{name}_fold{fold}.ckpt"
     _copy(best, saved)
-    split = datamodule.split
     row: dict[str, Any] = {
         "fold": fold,
-        "train_recordings": len(split.train),
-        "val_recordings": len(split.val),
-        "test_recordings": len(split.test),
-        "train_images": len(datamodule.records("train")),
-        "val_images": len(datamodule.records("val")),
+        "val_images": _num_val_samples(trainer),
         "epochs": trainer.current_epoch,
         "checkpoint": str(saved),
     }
-    for key in METRICS:
-        row[key] = _number(metrics.get(f"val/{key}"))
-    del cli, trainer, model, datamodule
-    gc.collect()
+    logged = {_column(k): _number(v) for k, v in metrics.items() if k.startswith("val/")}
+    row.update({k: logged.pop(k) for k in LEADING_METRICS if k in logged})
+    row.update(logged)
     return row
+
+
+def _metric_columns(rows: list[dict[str, Any]]) -> list[str]:
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(k for k in row if k not in FIXED_COLUMNS))
+    return list(columns)
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Formatted per-fold rows plus a ``mean ± std`` row (sample std over folds)."""
-    table = []
-    for row in rows:
-        table.append(
-            {
-                "fold": str(row["fold"]),
-                "val recordings": str(row["val_recordings"]),
-                "val images": str(row["val_images"]),
-                "epochs": str(row["epochs"]),
-                **{k: "-" if row[k] is None else f"{row[k]:.4f}" for k in METRICS},
-            }
-        )
-    stats: dict[str, str] = {
-        "fold": "mean ± std",
-        "val recordings": "",
-        "val images": "",
-        "epochs": "",
-    }
-    for key in METRICS:
-        values = [r[key] for r in rows if r[key] is not None]
+    metrics = _metric_columns(rows)
+    table = [
+        {
+            "fold": str(row["fold"]),
+            "val images": _format(row["val_images"]),
+            "epochs": str(row["epochs"]),
+            **{k: _format(row.get(k)) for k in metrics},
+        }
+        for row in rows
+    ]
+    stats = {"fold": "mean ± std", "val images": "", "epochs": ""}
+    for key in metrics:
+        values = [r[key] for r in rows if r.get(key) is not None]
         if not values:
             stats[key] = "-"
             continue
@@ -140,17 +209,17 @@ def markdown(table: list[dict[str, str]]) -> str:
 
 def write_summary(rows: list[dict[str, Any]], out: Path, name: str) -> str:
     """Writes ``<name>_summary.csv`` (numbers, mean, std) and ``.md``; returns the Markdown."""
-    table = summary_rows(rows)
+    metrics = _metric_columns(rows)
+    fields = [*FIXED_COLUMNS, *metrics]
     buffer = io.StringIO()
-    fields = list(rows[0])
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
     for label, reduce in (("mean", statistics.fmean), ("std", statistics.stdev)):
-        agg: dict[str, Any] = {f: "" for f in fields}
+        agg: dict[str, Any] = dict.fromkeys(fields, "")
         agg["fold"] = label
-        for key in METRICS:
-            values = [r[key] for r in rows if r[key] is not None]
+        for key in metrics:
+            values = [r[key] for r in rows if r.get(key) is not None]
             if label == "std" and len(values) < 2:
                 agg[key] = 0.0 if values else ""
             else:
@@ -158,42 +227,18 @@ def write_summary(rows: list[dict[str, Any]], out: Path, name: str) -> str:
         writer.writerow(agg)
     with atomic_path(out / f"{name}_summary.csv") as tmp:
         tmp.write_text(buffer.getvalue())
-    text = markdown(table)
+    text = markdown(summary_rows(rows))
     with atomic_path(out / f"{name}_summary.md") as tmp:
         tmp.write_text(f"# Cross-validation: {name}\n\n{text}")
     return text
 
 
-def best_fold(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The row with the highest F1 (AP when no fold has F1)."""
-    key = "F1" if any(r["F1"] is not None for r in rows) else "AP"
-    return max(rows, key=lambda r: -1.0 if r[key] is None else r[key])
+def best_fold(rows: list[dict[str, Any]], column: str, mode: str = "max") -> dict[str, Any]:
+    """The row with the best ``column`` (``mode`` max or min); missing values count as worst."""
+    sign = 1.0 if mode == "max" else -1.0
 
+    def score(row: dict[str, Any]) -> float:
+        value = row.get(column)
+        return float("-inf") if value is None else sign * value
 
-def run(argv: list[str]) -> int:
-    """Runs ``neo cv ...``; returns the exit code."""
-    parser = build_parser()
-    options, rest = parser.parse_known_args(argv)
-    name = options.name or Path(options.config[-1]).stem
-    out = options.out or Path("runs") / "cv" / name
-    base = [arg for config in options.config for arg in ("--config", config)] + rest
-    num_folds = options.num_folds
-    if num_folds is None:
-        probe = _fold_cli(base, 0, None, out / "fold0")
-        datamodule = probe.datamodule
-        if not hasattr(datamodule, "num_folds"):
-            raise ValueError(
-                f"{type(datamodule).__name__} has no num_folds: it cannot be cross-validated"
-            )
-        num_folds = int(datamodule.num_folds)
-        del probe, datamodule
-    folds = max(1, num_folds)
-    print(f"neo cv: {folds} fold(s) of {', '.join(options.config)} -> {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [run_fold(base, k, num_folds, out, name) for k in range(folds)]
-    best = best_fold(rows)
-    _copy(Path(best["checkpoint"]), out / f"{name}_best.ckpt")
-    text = write_summary(rows, out, name)
-    print(text)
-    print(f"best fold: {best['fold']} -> {out / f'{name}_best.ckpt'}")
-    return 0
+    return max(rows, key=score)

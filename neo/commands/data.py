@@ -10,11 +10,12 @@ from jsonargparse import ArgumentParser
 
 from neo.commands.data_check import add_check_arguments, run_check
 
-# verb -> (module, function); imported only when the verb runs, so `neo --help` stays fast
+CHECK = "check"
+# verb -> (module, function); only the light module that defines each function is imported
 FUNCTION_VERBS: dict[str, tuple[str, str]] = {
     "synth": ("neo.data.synth", "synth"),
-    "synth-rf": ("neo.rf", "synth_rf"),
-    "spectrogram": ("neo.rf", "make_spectrograms"),
+    "synth-rf": ("neo.rf.synth", "synth_rf"),
+    "spectrogram": ("neo.rf.dataset_writer", "make_spectrograms"),
     "coco": ("neo.commands.coco_download", "coco"),
 }
 
@@ -24,29 +25,34 @@ def _function(verb: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def build_parser() -> ArgumentParser:
-    """The ``neo data`` parser with one subcommand per verb."""
-    parser = ArgumentParser(prog="neo data", description="Dataset tools: check, generate, convert.")
-    subcommands = parser.add_subcommands(dest="verb")
-    check = ArgumentParser(description="Validate a dataset and list every problem with counts.")
+def _summary(function: Callable[..., Any]) -> str:
+    return (function.__doc__ or "").strip().split("\n")[0]
+
+
+def description() -> str:
+    """One line naming the verbs (the help of ``neo data``)."""
+    return f"dataset tools (neo data {{{','.join([CHECK, *FUNCTION_VERBS])}}})"
+
+
+def add_verbs(parser: ArgumentParser) -> None:
+    """Adds the verbs to the ``neo data`` parser (already a subcommand of ``neo``)."""
+    subcommands = parser.add_subcommands()
+    check = type(parser)(description="Validate a dataset and list every problem with counts.")
     add_check_arguments(check)
-    subcommands.add_subcommand("check", check, help="validate a dataset and list every problem")
+    subcommands.add_subcommand(CHECK, check, help="validate a dataset and list every problem")
     for verb in FUNCTION_VERBS:
         function = _function(verb)
-        sub = ArgumentParser(description=(function.__doc__ or "").strip().split("\n")[0])
+        sub = type(parser)(description=_summary(function))
         sub.add_function_arguments(function, as_positional=False)
-        subcommands.add_subcommand(verb, sub, help=(function.__doc__ or "").strip().split("\n")[0])
-    return parser
+        subcommands.add_subcommand(verb, sub, help=_summary(function))
 
 
-def run(argv: list[str]) -> int:
-    """Runs ``neo data <verb> ...``; returns the exit code."""
-    parser = build_parser()
-    if argv and argv[0] == "check":
-        return run_check(parser._subcommands_action._name_parser_map["check"], argv[1:])
-    cfg = parser.parse_args(argv)
-    verb = cfg.verb
-    kwargs = cfg[verb].as_dict()
+def run(config: Any) -> int:
+    """Runs ``neo data <verb>`` from its parsed options; returns the exit code."""
+    verb = config.subcommand
+    if verb == CHECK:
+        return run_check(config[verb])
+    kwargs = config[verb].as_dict()
     kwargs.pop("__path__", None)
     _function(verb)(**kwargs)
     return 0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from argparse import SUPPRESS
 
-import yaml
-from jsonargparse import ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from lightning import LightningDataModule
 from rich.console import Console
 from rich.table import Table
@@ -14,47 +13,38 @@ from neo.data.problems import DatasetError, ProblemReport
 
 
 def add_check_arguments(parser: ArgumentParser) -> None:
-    """Options of ``neo data check``."""
+    """Options of ``neo data check``: a neo config (its ``data`` section) or ``--data``."""
     parser.add_argument(
-        "--config", type=str, help="a neo config file; its `data` section is checked"
+        "--config",
+        action=ActionConfigFile,
+        help="neo config file(s), as given to `neo fit`; their `data` section is checked",
     )
     parser.add_argument(
         "--no_decode", action="store_true", help="skip decoding every image (faster)"
     )
     parser.add_argument("--max_listed", type=int, default=20, help="problems listed per kind")
     parser.add_subclass_arguments(LightningDataModule, "data", required=False)
+    # the other sections of a neo config are accepted and ignored
+    for key in ("trainer", "model", "optimizer", "lr_scheduler"):
+        parser.add_argument(f"--{key}", type=dict | bool | None, help=SUPPRESS)
+    parser.add_argument("--seed_everything", type=bool | int | None, help=SUPPRESS)
+    parser.add_argument("--ckpt_path", type=str | None, help=SUPPRESS)
 
 
-def data_section(config: str) -> dict[str, Any]:
-    """The ``data`` section of a config file (read with yaml.safe_load)."""
-    try:
-        with open(config, encoding="utf-8") as f:
-            content = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise DatasetError(f"{config}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise DatasetError(f"{config}: invalid YAML ({e})") from None
-    if not isinstance(content, dict) or "data" not in content:
-        raise DatasetError(f"{config}: no `data` section")
-    return content["data"]
-
-
-def run_check(parser: ArgumentParser, argv: list[str]) -> int:
-    """Parses ``argv``, checks the data module's splits, prints a table; returns the exit code."""
-    cfg = parser.parse_args(argv)
-    if cfg.config:
-        merged = ["--data", yaml.safe_dump(data_section(cfg.config)), *argv]
-        cfg = parser.parse_args(merged)
-    if cfg.get("data") is None:
-        parser.error("give --config FILE or --data.class_path ...")
-    datamodule = parser.instantiate_classes(cfg).data
+def run_check(config: Namespace) -> int:
+    """Checks the splits of the data module in ``config``, prints a table; returns the exit code."""
+    if config.get("data") is None:
+        raise DatasetError("neo data check: give --config FILE or --data.class_path ...")
+    parser = ArgumentParser()
+    add_check_arguments(parser)
+    datamodule = parser.instantiate_classes(config).data
     check = getattr(datamodule, "check", None)
     if check is None:
         raise DatasetError(
             f"{type(datamodule).__name__} cannot be checked (it has no check method)"
         )
-    reports: dict[str, ProblemReport] = check(decode_images=not cfg.no_decode)
-    return print_reports(reports, cfg.max_listed)
+    reports: dict[str, ProblemReport] = check(decode_images=not config.no_decode)
+    return print_reports(reports, config.max_listed)
 
 
 def print_reports(reports: dict[str, ProblemReport], max_listed: int = 20) -> int:

@@ -1,7 +1,9 @@
 """``neo rf detect``: stream a SigMF recording through one or more trained spectrogram detectors.
 
-The recording is read chunk by chunk (``--chunk_duration_s``, 200 ms by default); each chunk's
-spectrogram is computed once and shared by all models (:class:`neo.inference.MultiModelDetector`).
+The recording is read chunk by chunk; each chunk's spectrogram is computed once and shared by all
+models (:class:`neo.inference.MultiModelDetector`). The chunk duration and the STFT settings are
+those the first model was trained with (its checkpoint's inference spec); a value given on the
+command line that differs from a model's training value is used with a warning.
 The latency of every chunk (spectrogram + all models + merge, excluding the file read) is measured
 against ``--deadline_ms``; misses are counted and reported.
 
@@ -23,7 +25,9 @@ import json
 import os
 import statistics
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from jsonargparse import ArgumentParser
@@ -32,41 +36,93 @@ from neo.rf.boxes import Box, Geometry, box_to_annotation
 from neo.rf.recording import Recording
 from neo.utils.atomic import atomic_path, write_json
 
-DEFAULT_SPECTROGRAM = {"nfft": 4096, "hop": 2048, "image_size": 1024}
+# used only where a checkpoint does not record a setting
+DEFAULT_SPECTROGRAM = {"nfft": 4096, "hop": 2048, "image_size": 1024, "chunk_duration_s": 0.2}
+SETTINGS = (
+    "chunk_duration_s",
+    "nfft",
+    "hop",
+    "image_size",
+    "floor_percentile",
+    "ceiling_percentile",
+    "min_range_db",
+)
+
+
+def spectrogram_settings(
+    trained: list[tuple[str, dict[str, Any]]], given: dict[str, Any]
+) -> dict[str, Any]:
+    """The shared spectrogram's settings: given values, else the first model's training values.
+
+    Args:
+        trained: ``(model name, spectrogram settings of its training data)`` per model.
+        given: values from the command line; ``None`` means "from the checkpoint".
+
+    Returns:
+        Every setting of :data:`SETTINGS` known from either source (plus defaults for the chunk
+        duration and STFT size). A warning names each model trained with another value (except
+        ``image_size``: each model gets the shared image resized to its own input size).
+    """
+    first = trained[0][1] if trained else {}
+    settings = {
+        **DEFAULT_SPECTROGRAM,
+        **{k: first[k] for k in SETTINGS if first.get(k) is not None},
+    }
+    settings.update({k: v for k, v in given.items() if v is not None})
+    for name, values in trained:
+        for key in SETTINGS[:2] + SETTINGS[4:]:
+            value = values.get(key)
+            if value is not None and key in settings and float(value) != float(settings[key]):
+                source = "given" if given.get(key) is not None else "taken from the first model"
+                warnings.warn(
+                    f"{key} {settings[key]:g} ({source}) differs from the {value:g} model "
+                    f"{name} was trained with; its detections may suffer",
+                    stacklevel=2,
+                )
+    return settings
 
 
 def detect(
     models: list[Path],
     input: Path,
     out: Path,
-    chunk_duration_s: float = 0.2,
+    chunk_duration_s: float | None = None,
     deadline_ms: float = 400.0,
     score_threshold: float = 0.5,
     iou_threshold: float = 0.5,
     nfft: int | None = None,
     hop: int | None = None,
     image_size: int | None = None,
+    floor_percentile: float | None = None,
+    ceiling_percentile: float | None = None,
+    min_range_db: float | None = None,
     device: str = "cpu",
 ) -> dict:
     """Detect signals in a SigMF recording with one or more trained models.
+
+    The spectrogram settings left unset are those the first model was trained with (stored in
+    its checkpoint); one given with a different value is used, with a warning.
 
     Args:
         models: ``.ckpt`` files of spectrogram detectors (``neo fit`` / ``neo cv`` output).
         input: the recording's ``.sigmf-meta`` file.
         out: output folder.
-        chunk_duration_s: seconds of signal per spectrogram.
+        chunk_duration_s: seconds of signal per spectrogram (default: the training chunks').
         deadline_ms: latency budget per chunk in milliseconds.
         score_threshold: lowest score of a reported detection.
         iou_threshold: IoU of the class-aware merge of the models' detections.
-        nfft: FFT length (default: the first model's training data, else 4096).
-        hop: STFT hop (default: the first model's training data, else 2048).
-        image_size: side of the shared spectrogram image (default: as for nfft, else 1024).
+        nfft: FFT length (default: the training data's).
+        hop: STFT hop (default: the training data's).
+        image_size: side of the shared spectrogram image (default: the training data's).
+        floor_percentile: percentile mapped to black (default: the training data's).
+        ceiling_percentile: percentile mapped to white (default: the training data's).
+        min_range_db: smallest dB range of the grey scale (default: the training data's).
         device: torch device, e.g. ``cpu`` or ``cuda``.
 
     Returns:
         The summary written to ``<rec>.detections.json`` (without the detections list).
     """
-    from neo.inference import MultiModelDetector
+    from neo.inference.multi_model import MultiModelDetector
     from neo.rf.spectrogram import Spectrogram
 
     if not models:
@@ -75,16 +131,26 @@ def detect(
     if Path(out).resolve() == recording.meta_path.parent.resolve():
         raise ValueError(f"{out}: choose an output folder other than the recording's own folder")
     detector = MultiModelDetector.from_checkpoints(models, device, score_threshold, iou_threshold)
-    trained = {**DEFAULT_SPECTROGRAM, **detector.models[0].spectrogram}
-    nfft = int(nfft or trained["nfft"])
-    hop = int(hop or trained["hop"])
-    image_size = int(image_size or trained["image_size"])
+    given = {
+        "chunk_duration_s": chunk_duration_s,
+        "nfft": nfft,
+        "hop": hop,
+        "image_size": image_size,
+        "floor_percentile": floor_percentile,
+        "ceiling_percentile": ceiling_percentile,
+        "min_range_db": min_range_db,
+    }
+    settings = spectrogram_settings(
+        [(m.name, m.spec.spectrogram or {}) for m in detector.models], given
+    )
+    chunk_duration_s = float(settings["chunk_duration_s"])
+    nfft, hop, image_size = (int(settings[k]) for k in ("nfft", "hop", "image_size"))
     chunk_samples = recording.chunk_samples(chunk_duration_s)
     geometry = Geometry(recording.sample_rate, nfft, hop, chunk_samples, image_size, image_size)
     spectrogram_kwargs = {
-        k: trained[k]
+        k: settings[k]
         for k in ("floor_percentile", "ceiling_percentile", "min_range_db")
-        if k in trained
+        if k in settings
     }
     spectrogram = Spectrogram(nfft=nfft, hop=hop, image_size=image_size, **spectrogram_kwargs).to(
         device
@@ -138,6 +204,7 @@ def detect(
             "nfft": nfft,
             "hop": hop,
             "image_size": image_size,
+            **spectrogram_kwargs,
             "score_threshold": score_threshold,
             "iou_threshold": iou_threshold,
         },
@@ -185,42 +252,47 @@ def write_sigmf(recording: Recording, annotations: list[dict], out: Path) -> Pat
     return path
 
 
-def build_parser() -> ArgumentParser:
-    """The ``neo rf`` parser (verb ``detect``)."""
-    parser = ArgumentParser(prog="neo rf", description="RF tools: detection on SigMF recordings.")
-    subcommands = parser.add_subcommands(dest="verb")
-    sub = ArgumentParser(description=(detect.__doc__ or "").strip().split("\n")[0])
-    sub.add_function_arguments(detect, as_positional=False)
+def description() -> str:
+    """One line naming the verbs (the help of ``neo rf``)."""
+    return "RF tools: detection on SigMF recordings (neo rf detect)"
+
+
+def add_verbs(parser: ArgumentParser) -> None:
+    """Adds ``detect`` to the ``neo rf`` parser (already a subcommand of ``neo``)."""
+    subcommands = parser.add_subcommands()
+    sub = type(parser)(description=(detect.__doc__ or "").strip().split("\n")[0])
+    sub.add_argument(
+        "--models",
+        type=str,
+        nargs="+",
+        required=True,
+        help="``.ckpt`` files of spectrogram detectors (``neo fit`` / ``neo cv`` output), "
+        "space separated or as a JSON list",
+    )
+    sub.add_function_arguments(detect, as_positional=False, skip={"models"})
     subcommands.add_subcommand(
         "detect", sub, help="detect signals in a recording with trained models"
     )
-    return parser
 
 
-def models_as_list(argv: list[str]) -> list[str]:
-    """Accepts ``--models A.ckpt B.ckpt`` (space separated) besides jsonargparse's JSON list."""
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] != "--models":
-            out.append(argv[i])
-            i += 1
-            continue
-        j = i + 1
-        while j < len(argv) and not argv[j].startswith("--"):
-            j += 1
-        values = argv[i + 1 : j]
-        if len(values) == 1 and values[0].lstrip().startswith("["):
-            out += ["--models", values[0]]
+def models_as_list(values: list[str]) -> list[Path]:
+    """``--models A.ckpt B.ckpt`` (space separated) or ``--models '["A.ckpt", "B.ckpt"]'``."""
+    paths = []
+    for value in values:
+        if value.lstrip().startswith("["):
+            try:
+                paths += [Path(v) for v in json.loads(value)]
+            except (json.JSONDecodeError, TypeError):
+                raise ValueError(f"--models {value}: not a JSON list of paths") from None
         else:
-            out += ["--models", json.dumps(values)]
-        i = j
-    return out
+            paths.append(Path(value))
+    return paths
 
 
-def run(argv: list[str]) -> int:
-    """Runs ``neo rf detect ...``; returns the exit code."""
-    cfg = build_parser().parse_args(models_as_list(argv))
-    kwargs = cfg[cfg.verb].as_dict()
+def run(config: Any) -> int:
+    """Runs ``neo rf <verb>`` from its parsed options; returns the exit code."""
+    kwargs = config[config.subcommand].as_dict()
     kwargs.pop("__path__", None)
+    kwargs["models"] = models_as_list(kwargs["models"])
     detect(**kwargs)
     return 0

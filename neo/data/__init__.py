@@ -1,10 +1,6 @@
 """Data modules, datasets and transforms."""
 
-from neo.data.base import DetectionDataModule
-from neo.data.coco_datamodule import CocoDataModule
-from neo.data.demo import DemoCocoDataModule
-from neo.data.problems import DatasetError
-from neo.data.spectrogram_datamodule import SpectrogramDataModule
+from neo.utils.lazy import lazy_exports
 
 __all__ = [
     "CocoDataModule",
@@ -13,3 +9,13 @@ __all__ = [
     "DetectionDataModule",
     "SpectrogramDataModule",
 ]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CocoDataModule": "neo.data.coco_datamodule",
+        "DatasetError": "neo.data.problems",
+        "DemoCocoDataModule": "neo.data.demo",
+        "DetectionDataModule": "neo.data.base",
+        "SpectrogramDataModule": "neo.data.spectrogram_datamodule",
+    },
+)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from neo.data.detection_dataset import collate_detection
+from neo.data.problems import ProblemReport
+from neo.tuning.auto_tune import auto_tune
 
 
 class DetectionDataModule(LightningDataModule):
@@ -15,7 +18,8 @@ class DetectionDataModule(LightningDataModule):
 
     Subclasses build ``self.train_dataset``, ``self.val_dataset``, ``self.test_dataset`` and
     ``self.predict_dataset`` in :meth:`setup` and implement :meth:`load_categories` and
-    :meth:`ground_truth`.
+    :meth:`ground_truth`. The loader arguments below are declared here only; subclasses take
+    them through ``**kwargs``.
 
     Args:
         batch_size: training images per batch and process.
@@ -43,6 +47,7 @@ class DetectionDataModule(LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.pin_memory = pin_memory
         self._categories: list[dict[str, Any]] | None = None
+        self._tuning: dict[str, Any] | None = None
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
@@ -59,6 +64,39 @@ class DetectionDataModule(LightningDataModule):
     def check(self, decode_images: bool = True) -> dict[str, Any]:
         """Validates every split and returns a problem report per split (``neo data check``)."""
         raise NotImplementedError
+
+    def inference_preprocessing(self) -> dict[str, Any]:
+        """How images reach the network, stored in checkpoints for inference.
+
+        Returns:
+            ``{"input_size": (H, W) or None, "resize": "letterbox" or "stretch",
+            "spectrogram": STFT settings or None}``.
+        """
+        return {"input_size": None, "resize": "letterbox", "spectrogram": None}
+
+    @property
+    def num_labeled_samples(self) -> int:
+        """Training images with at least one box."""
+        raise NotImplementedError
+
+    def tuning_count(self) -> int:
+        """Labelled images the auto-tune table is looked up for (default: the training ones)."""
+        return int(self.num_labeled_samples)
+
+    @property
+    def tuning(self) -> dict[str, Any]:
+        """The auto-tune table's settings for this data, looked up once.
+
+        Returns:
+            :func:`neo.tuning.auto_tune`'s dict plus ``num_labeled_samples``, the count used.
+        """
+        if self._tuning is None:
+            count = self.tuning_count()
+            self._tuning = {
+                **auto_tune(count, max(1, self.num_classes)),
+                "num_labeled_samples": count,
+            }
+        return self._tuning
 
     @property
     def categories(self) -> list[dict[str, Any]]:
@@ -77,23 +115,50 @@ class DetectionDataModule(LightningDataModule):
         """Class names in training-label order."""
         return [str(c["name"]) for c in self.categories]
 
-    def _loader(self, dataset: Dataset | None, stage: str, shuffle: bool) -> DataLoader:
+    def _loader(
+        self,
+        dataset: Dataset | None,
+        stage: str,
+        shuffle: bool,
+        batch_sampler: type[BatchSampler] | None = None,
+        **sampler_kwargs: Any,
+    ) -> DataLoader:
+        """A DataLoader of ``dataset``, batched by ``batch_sampler(sampler, ...)`` when given.
+
+        ``sampler_kwargs`` go to ``batch_sampler``; without one the DataLoader batches plainly.
+        """
         if dataset is None:
             raise RuntimeError(
                 f"{type(self).__name__} has no {stage} data; check its configuration"
             )
         workers = self.num_workers
+        batch_size = self.batch_size if stage == "train" else self.eval_batch_size
+        drop_last = stage == "train" and len(dataset) > self.batch_size
+        batching: dict[str, Any] = {"batch_size": batch_size, "shuffle": shuffle}
+        if batch_sampler is not None:
+            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+            batching = {
+                "batch_sampler": batch_sampler(sampler, batch_size, drop_last, **sampler_kwargs)
+            }
+            drop_last = False
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if stage == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            **batching,
             num_workers=workers,
             collate_fn=collate_detection,
             pin_memory=self.pin_memory and self._on_gpu(),
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
-            drop_last=stage == "train" and len(dataset) > self.batch_size,
+            drop_last=drop_last,
         )
+
+    @staticmethod
+    def _report_problems(split: str, source: str, report: ProblemReport) -> None:
+        """One line per split at set-up counting what was clipped or dropped, if anything."""
+        if report.problems:
+            rank_zero_info(
+                f"{split} data ({source}): {report.summary()}; `neo data check` lists them"
+            )
 
     def _on_gpu(self) -> bool:
         trainer = self.trainer

@@ -6,16 +6,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import DataLoader
+
 from neo.data.base import DetectionDataModule
 from neo.data.coco_index import CocoIndex, load_coco_index, read_json
 from neo.data.detection_dataset import CocoDetectionDataset, ImageFolderDataset
 from neo.data.images import (
     CorruptImageError,
     ImageSizeError,
-    is_truncated_jpeg,
+    TruncatedImageError,
     list_images,
     read_image,
 )
+from neo.data.multi_scale import MultiScaleBatchSampler
 from neo.data.problems import DatasetError, ProblemReport
 from neo.data.transforms import DEFAULT_TRAIN_SIZES, EvalTransform, TrainTransform
 
@@ -41,12 +44,8 @@ class CocoDataModule(DetectionDataModule):
         hflip_prob: probability of a horizontal flip in training.
         photometric_prob: probability of colour jitter in training.
         crop_prob: probability of a box-safe 16:9 random crop in training.
-        batch_size: training images per batch and process.
-        eval_batch_size: evaluation images per batch (default: ``batch_size``).
-        num_workers: DataLoader worker processes.
-        persistent_workers: keep workers alive between epochs.
-        prefetch_factor: batches loaded ahead by each worker.
-        pin_memory: page-locked host memory for faster copies to the GPU.
+        **kwargs: the loader arguments of :class:`~neo.data.base.DetectionDataModule`
+            (``batch_size``, ``num_workers``, ...).
     """
 
     def __init__(
@@ -64,21 +63,9 @@ class CocoDataModule(DetectionDataModule):
         hflip_prob: float = 0.5,
         photometric_prob: float = 0.8,
         crop_prob: float = 0.3,
-        batch_size: int = 4,
-        eval_batch_size: int | None = None,
-        num_workers: int = 4,
-        persistent_workers: bool = True,
-        prefetch_factor: int = 2,
-        pin_memory: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size,
-            eval_batch_size,
-            num_workers,
-            persistent_workers,
-            prefetch_factor,
-            pin_memory,
-        )
+        super().__init__(**kwargs)
         self.root = Path(root)
         self.splits = {
             "train": (train_images, train_annotations),
@@ -93,6 +80,7 @@ class CocoDataModule(DetectionDataModule):
             crop_prob=crop_prob,
         )
         self.eval_transform = EvalTransform(size=tuple(eval_size))
+        self.eval_size = self.eval_transform.size
         self._indexes: dict[str, CocoIndex] = {}
 
     def has_split(self, split: str) -> bool:
@@ -126,6 +114,7 @@ class CocoDataModule(DetectionDataModule):
                 self.annotation_path(split), self.image_folder(split), check_files
             )
             index.report.raise_if_fatal()
+            self._report_problems(split, str(index.annotation_file), index.report)
             if index.category_ids != [c["id"] for c in self.categories]:
                 raise DatasetError(
                     f"{index.annotation_file}: categories differ from "
@@ -153,6 +142,24 @@ class CocoDataModule(DetectionDataModule):
         except (KeyError, TypeError, ValueError):
             raise DatasetError(f"{source}: every category needs an integer 'id'") from None
         return sorted(cats, key=lambda c: c["id"])
+
+    def inference_preprocessing(self) -> dict[str, Any]:
+        """Letterboxed into ``eval_size`` (aspect kept, padded bottom/right)."""
+        return {"input_size": self.eval_size, "resize": "letterbox", "spectrogram": None}
+
+    @property
+    def num_labeled_samples(self) -> int:
+        """Training images with at least one box."""
+        return sum(1 for record in self.index("train").images if len(record.boxes))
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches, each on one canvas drawn from ``train_sizes``."""
+        sizes = self.train_transform.sizes
+        if len(sizes) == 1:
+            return super().train_dataloader()
+        return self._loader(
+            self.train_dataset, "train", True, MultiScaleBatchSampler, sizes=list(sizes)
+        )
 
     def setup(self, stage: str) -> None:
         """Reads and validates the splits the stage needs."""
@@ -221,10 +228,10 @@ class CocoDataModule(DetectionDataModule):
 def _image_problem(record: Any, annotation_file: Path) -> tuple[str, str, str] | None:
     try:
         read_image(record.path, (record.height, record.width), str(annotation_file))
+    except TruncatedImageError as e:
+        return "truncated image", str(record.path), str(e).split(": ", 1)[-1]
     except CorruptImageError as e:
         return "corrupt image", str(record.path), str(e).split(": ", 1)[-1]
     except ImageSizeError as e:
         return "image size mismatch", str(record.path), str(e).split(": ", 1)[-1]
-    if is_truncated_jpeg(record.path):
-        return "truncated image", str(record.path), "JPEG file ends before its end-of-image marker"
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ class ImageRecord:
 
     Attributes:
         image_id: COCO image id.
-        path: resolved image path (inside the image root).
+        path: absolute, normalised image path (inside the image root; links not resolved).
         width: width recorded in the annotation file.
         height: height recorded in the annotation file.
         boxes: (N, 4) float32 xyxy boxes in original pixels, clipped to the image.
@@ -81,9 +82,14 @@ def read_json(path: Path) -> Any:
 
 
 def resolve_inside(root: Path, relative: str) -> Path | None:
-    """Returns ``root / relative`` resolved, or None when it escapes ``root``."""
-    root = root.resolve()
-    candidate = (root / relative).resolve()
+    """Returns ``root / relative`` as an absolute path, or None when it escapes ``root``.
+
+    The check is on the normalised path (``..`` collapsed, symbolic links not followed), so an
+    image folder of symbolic links, or a symlinked split folder, is accepted, while a name
+    climbing out with ``..`` or an absolute path elsewhere is refused.
+    """
+    root = Path(os.path.abspath(root))
+    candidate = Path(os.path.normpath(root / relative))
     if candidate == root or root not in candidate.parents:
         return None
     return candidate
@@ -101,8 +107,9 @@ def load_coco_index(annotation_file: Path, image_root: Path, check_files: bool =
 
     Fatal problems (malformed file, duplicate ids, image paths escaping ``image_root``, missing
     image files) are recorded as errors; fixable ones are recorded as counted warnings: boxes past
-    the image are clipped, zero-size boxes and annotations with unknown image or category ids are
-    dropped. Images without annotations are kept as negatives.
+    the image are clipped, zero-size and negative-size boxes and annotations with unknown image or
+    category ids are dropped. Images without annotations are kept as negatives. Annotation ids
+    that are missing, repeated or below 1 (COCO evaluation reads 0 as "unmatched") get new ones.
 
     Args:
         annotation_file: COCO instances JSON.
@@ -295,7 +302,14 @@ def _clean_annotation(
         )
         return None
     x, y, w, h = coords
-    if w <= 0 or h <= 0:
+    if w < 0 or h < 0:
+        report.add(
+            "negative box size",
+            src,
+            f"annotation {ann_id} of image {image['file_name']} has a {w}x{h} box (dropped)",
+        )
+        return None
+    if w == 0 or h == 0:
         report.add(
             "zero-size box",
             src,
@@ -319,8 +333,8 @@ def _clean_annotation(
             f"annotation {ann_id} of image {image['file_name']} extends past the image (clipped)",
         )
     new_id = int(ann_id) if _number(ann_id) is not None else None
-    if new_id in seen_ids:
-        new_id = None
+    if new_id is not None and (new_id < 1 or new_id in seen_ids):
+        new_id = None  # COCO evaluation reads annotation id 0 as "no match"
     if new_id is not None:
         seen_ids.add(new_id)
     area = _number(ann.get("area"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from neo.data.coco_datamodule import CocoDataModule
 from neo.data.synth import synthesize_coco
@@ -30,18 +31,10 @@ class DemoCocoDataModule(CocoDataModule):
         objects_per_image: range of objects drawn per image.
         size_range: range of object side as a fraction of the image height.
         seed: generator seed.
-        predict_images: folder of images for ``neo predict`` (default: the validation split).
-        train_sizes: (height, width) canvases for multi-scale training.
-        eval_size: (height, width) canvas for evaluation.
-        hflip_prob: probability of a horizontal flip in training.
-        photometric_prob: probability of colour jitter in training.
-        crop_prob: probability of a box-safe 16:9 random crop in training.
-        batch_size: training images per batch and process.
-        eval_batch_size: evaluation images per batch.
+        train_sizes: (height, width) canvases for multi-scale training (default: one, 1088×1920).
         num_workers: DataLoader worker processes.
-        persistent_workers: keep workers alive between epochs.
-        prefetch_factor: batches loaded ahead by each worker.
-        pin_memory: page-locked host memory for faster copies to the GPU.
+        **kwargs: the other arguments of :class:`CocoDataModule` (``eval_size``, ``hflip_prob``,
+            ``batch_size``, ...); the split folders and files are fixed.
     """
 
     def __init__(
@@ -55,18 +48,9 @@ class DemoCocoDataModule(CocoDataModule):
         objects_per_image: tuple[int, int] = (4, 12),
         size_range: tuple[float, float] = (0.02, 0.3),
         seed: int = 0,
-        predict_images: Path | None = None,
         train_sizes: list[tuple[int, int]] = [(1088, 1920)],  # noqa: B006
-        eval_size: tuple[int, int] = (1088, 1920),
-        hflip_prob: float = 0.5,
-        photometric_prob: float = 0.8,
-        crop_prob: float = 0.3,
-        batch_size: int = 4,
-        eval_batch_size: int | None = None,
         num_workers: int = 2,
-        persistent_workers: bool = True,
-        prefetch_factor: int = 2,
-        pin_memory: bool = True,
+        **kwargs: Any,
     ) -> None:
         if root is None:
             root = default_cache_dir() / (
@@ -89,16 +73,9 @@ class DemoCocoDataModule(CocoDataModule):
             train_annotations="annotations/instances_train.json",
             val_images="val",
             val_annotations="annotations/instances_val.json",
-            predict_images=predict_images,
+            test_images=None,
+            test_annotations=None,
             train_sizes=train_sizes,
-            eval_size=eval_size,
-            hflip_prob=hflip_prob,
-            photometric_prob=photometric_prob,
-            crop_prob=crop_prob,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
             num_workers=num_workers,
-            persistent_workers=persistent_workers,
-            prefetch_factor=prefetch_factor,
-            pin_memory=pin_memory,
+            **kwargs,
         )

@@ -14,8 +14,9 @@ from neo.data.coco_index import CocoIndex
 from neo.data.images import read_image
 from neo.data.transforms import PAD_VALUE, TransformedSample
 
-Transform = Callable[[np.ndarray, np.ndarray, np.ndarray], TransformedSample]
+Transform = Callable[..., TransformedSample]
 Target = dict[str, Any]
+Item = int | tuple[int, tuple[int, int]]
 
 
 def make_target(sample: TransformedSample, image_id: int, orig_size: tuple[int, int]) -> Target:
@@ -40,6 +41,9 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 class CocoDetectionDataset(Dataset):
     """Images and boxes of one cleaned COCO split.
 
+    An item is an index, or an ``(index, canvas)`` pair from
+    :class:`~neo.data.multi_scale.MultiScaleBatchSampler` whose canvas is passed to the transform.
+
     Args:
         index: the cleaned split (see :func:`neo.data.coco_index.load_coco_index`).
         transform: maps (image, boxes, labels) to a padded, resized sample.
@@ -52,12 +56,16 @@ class CocoDetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
+    def __getitem__(self, item: Item) -> tuple[torch.Tensor, Target]:
+        i, canvas = item if isinstance(item, tuple) else (item, None)
         record = self.index.images[i]
         image = read_image(
             record.path, (record.height, record.width), str(self.index.annotation_file)
         )
-        sample = self.transform(image, record.boxes, record.labels)
+        if canvas is None:
+            sample = self.transform(image, record.boxes, record.labels)
+        else:
+            sample = self.transform(image, record.boxes, record.labels, canvas=canvas)
         target = make_target(sample, record.image_id, (record.height, record.width))
         target["file_name"] = str(record.path)
         return image_to_tensor(sample.image), target

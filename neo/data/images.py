@@ -18,6 +18,10 @@ class CorruptImageError(DatasetError):
     """An image file that cannot be decoded."""
 
 
+class TruncatedImageError(CorruptImageError):
+    """A JPEG file that ends early: cv2 would decode it with its missing part grey."""
+
+
 class ImageSizeError(DatasetError):
     """An image whose size differs from the one its annotation file records."""
 
@@ -36,13 +40,19 @@ def read_image(
         (H, W, 3) uint8 RGB array.
 
     Raises:
-        DatasetError: when the file is missing, cannot be decoded, or has another size.
+        DatasetError: when the file is missing, cannot be decoded (or is a truncated JPEG), or has
+            another size.
     """
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         if not Path(path).is_file():
             raise DatasetError(f"{path}: image file not found")
         raise CorruptImageError(f"{path}: cannot decode image (corrupt or not an image file)")
+    if is_truncated_jpeg(path):
+        raise TruncatedImageError(
+            f"{path}: truncated JPEG (the file ends before its end-of-image marker); "
+            "`neo data check` lists every such file"
+        )
     if expected_size is not None and image.shape[:2] != tuple(expected_size):
         h, w = image.shape[:2]
         eh, ew = expected_size

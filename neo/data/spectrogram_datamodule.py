@@ -19,9 +19,18 @@ from neo.data.spectrogram_dataset import (
     coco_ground_truth,
     read_records,
 )
-from neo.tuning.auto_tune import auto_tune
 
 SPLITS = ("train", "val", "test")
+# manifest settings that inference must repeat to see spectrograms like the training ones
+SPECTROGRAM_SETTINGS = (
+    "nfft",
+    "hop",
+    "image_size",
+    "chunk_duration_s",
+    "floor_percentile",
+    "ceiling_percentile",
+    "min_range_db",
+)
 
 
 class SpectrogramDataModule(DetectionDataModule):
@@ -44,12 +53,8 @@ class SpectrogramDataModule(DetectionDataModule):
         val_fraction: fraction of non-test recordings validated on when there are no folds.
         split_seed: seed of the test draw and of the fold assignment.
         time_flip_prob: probability of flipping a training image in time.
-        batch_size: training images per batch and process.
-        eval_batch_size: evaluation images per batch (default: ``batch_size``).
-        num_workers: DataLoader worker processes.
-        persistent_workers: keep workers alive between epochs.
-        prefetch_factor: batches loaded ahead by each worker.
-        pin_memory: page-locked host memory for faster copies to the GPU.
+        **kwargs: the loader arguments of :class:`~neo.data.base.DetectionDataModule`
+            (``batch_size``, ``num_workers``, ...).
     """
 
     def __init__(
@@ -63,21 +68,9 @@ class SpectrogramDataModule(DetectionDataModule):
         val_fraction: float = 0.2,
         split_seed: int = 0,
         time_flip_prob: float = 0.5,
-        batch_size: int = 4,
-        eval_batch_size: int | None = None,
-        num_workers: int = 4,
-        persistent_workers: bool = True,
-        prefetch_factor: int = 2,
-        pin_memory: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size,
-            eval_batch_size,
-            num_workers,
-            persistent_workers,
-            prefetch_factor,
-            pin_memory,
-        )
+        super().__init__(**kwargs)
         if not roots:
             raise ValueError("roots must name at least one dataset folder")
         self.roots = [Path(r) for r in roots]
@@ -115,17 +108,24 @@ class SpectrogramDataModule(DetectionDataModule):
         self._load()
         return [{"id": i + 1, "name": n} for i, n in enumerate(self._label_names)]
 
+    def tuning_count(self) -> int:
+        """Labelled images outside the test split.
+
+        One table row then gives both the fold count (``num_folds=None``) and what
+        :class:`~neo.callbacks.AutoTune` applies to the training of each fold.
+        """
+        records = self._load()
+        test = set(
+            held_out_groups([r.recording for r in records], self.test_fraction, self.split_seed)
+        )
+        return sum(1 for r in records if r.recording not in test and len(r.boxes))
+
     @property
     def num_folds(self) -> int:
         """Folds in use: ``num_folds`` as given, or the auto-tune choice when it was None."""
         if self.requested_num_folds is not None:
             return int(self.requested_num_folds)
-        records = self._load()
-        test = set(
-            held_out_groups([r.recording for r in records], self.test_fraction, self.split_seed)
-        )
-        labelled = sum(1 for r in records if r.recording not in test and len(r.boxes))
-        return auto_tune(labelled, self.num_classes)["k_folds"]
+        return int(self.tuning["k_folds"])
 
     @property
     def split(self) -> GroupSplit:
@@ -163,8 +163,10 @@ class SpectrogramDataModule(DetectionDataModule):
     def setup(self, stage: str) -> None:
         """Builds the datasets the stage needs."""
         evaluate = SquareResize(self.image_size)
+        for split in ("train", "val") if stage == "fit" else (self._eval_split(stage),):
+            self._report_split_problems(split)
         if stage == "fit":
-            train = SquareResize(self.image_size, self.time_flip_prob, seed=self.split_seed)
+            train = SquareResize(self.image_size, self.time_flip_prob)
             self.train_dataset = SpectrogramDataset(self.records("train"), train)
         if stage in ("fit", "validate"):
             self.val_dataset = SpectrogramDataset(self._nonempty("val"), evaluate)
@@ -175,6 +177,11 @@ class SpectrogramDataModule(DetectionDataModule):
                 self.test_dataset = dataset
             else:
                 self.predict_dataset = dataset
+
+    def _report_split_problems(self, split: str) -> None:
+        files = {str(r.json_path) for r in self.records(split)}
+        report = ProblemReport([p for p in self.problem_report.problems if p.file in files])
+        self._report_problems(split, ", ".join(map(str, self.roots)), report)
 
     def _nonempty(self, split: str) -> list[SpectrogramRecord]:
         records = self.records(split)
@@ -189,23 +196,25 @@ class SpectrogramDataModule(DetectionDataModule):
         """COCO ground truth in original pixels: test split for ``"test"`` (else val), or val."""
         return coco_ground_truth(self.records(self._eval_split(stage)), self.categories)
 
-    def state_dict(self) -> dict[str, Any]:
-        """What inference needs from the training data, stored in every checkpoint."""
-        settings = self._spectrogram_settings()
-        return {"image_size": self.image_size, "labels": self.class_names, "spectrogram": settings}
+    def inference_preprocessing(self) -> dict[str, Any]:
+        """Stretched to ``image_size`` squared; the STFT settings from the data's manifest."""
+        return {
+            "input_size": (self.image_size, self.image_size),
+            "resize": "stretch",
+            "spectrogram": self._spectrogram_settings(),
+        }
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Nothing to restore: the data is read from ``roots``."""
-
-    def _spectrogram_settings(self) -> dict[str, Any]:
+    def _spectrogram_settings(self) -> dict[str, Any] | None:
+        """The inference-relevant ``settings`` of the first manifest found, or None."""
         for record in self._load():
             manifest = record.json_path.parent / "manifest.json"
             if manifest.is_file():
                 try:
-                    return dict(json.loads(manifest.read_text()).get("settings", {}))
-                except (json.JSONDecodeError, AttributeError, TypeError):
-                    return {}
-        return {}
+                    settings = json.loads(manifest.read_text())["settings"]
+                    return {k: settings[k] for k in SPECTROGRAM_SETTINGS if k in settings}
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    return None
+        return None
 
     # ----------------------------------------------------------------------- checking
     def check(self, decode_images: bool = True) -> dict[str, ProblemReport]:

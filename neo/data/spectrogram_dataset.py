@@ -6,7 +6,8 @@ recording of each image, otherwise the recording is the file stem without its ``
 
 Problems are collected in a :class:`~neo.data.problems.ProblemReport`: a malformed JSON, a missing
 image, an empty or unknown label, or a malformed box is an error naming the file; a box reaching
-outside the image is clipped and a box with no area after clipping is dropped, both counted.
+outside the image is clipped, and a box with no area after clipping or with swapped corners
+(negative size) is dropped, all counted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch.utils.data import Dataset
 from neo.data.detection_dataset import Target, image_to_tensor, make_target
 from neo.data.images import read_image
 from neo.data.problems import DatasetError, ProblemReport
+from neo.data.seeding import StreamSeed
 from neo.data.transforms import TransformedSample
 
 BBOX_SUFFIX = "_bboxes.json"
@@ -131,6 +133,11 @@ def _read_record(
             ok = False
             continue
         x0, y0, x1, y1 = box
+        if x1 < x0 or y1 < y0:
+            report.add(
+                "negative box size", name, f"box {i} has x_max < x_min or y_max < y_min (dropped)"
+            )
+            continue
         clipped = [
             min(max(x0, 0.0), width),
             min(max(y0, 0.0), height),
@@ -192,10 +199,13 @@ class SquareResize:
     chirp's sweep direction reverses). Frequency is never flipped, since that would move every
     signal to the mirrored frequency.
 
+    The flips are reseeded in each DataLoader worker and each epoch whose workers start afresh
+    (see :mod:`neo.data.seeding`), so workers do not repeat each other's flips.
+
     Args:
         size: output side in pixels.
         time_flip_prob: probability of a time flip (training only; 0 for evaluation).
-        seed: random seed of the flips.
+        seed: random seed of the flips; None derives it from the run seed (``seed_everything``).
     """
 
     def __init__(self, size: int, time_flip_prob: float = 0.0, seed: int | None = None) -> None:
@@ -203,12 +213,16 @@ class SquareResize:
             raise ValueError(f"image_size must be at least 32, got {size}")
         self.size = size
         self.time_flip_prob = time_flip_prob
-        self._rng = np.random.default_rng(seed)
+        self._stream_seed = StreamSeed(seed)
+        self._rng = np.random.default_rng(self._stream_seed.initial())
 
     def __call__(
         self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray
     ) -> TransformedSample:
         """Resize (area interpolation) and maybe flip one sample; boxes follow exactly."""
+        entropy = self._stream_seed.update()
+        if entropy is not None:
+            self._rng = np.random.default_rng(entropy)
         height, width = image.shape[:2]
         sx, sy = self.size / width, self.size / height
         if (height, width) != (self.size, self.size):
@@ -249,7 +263,8 @@ class SpectrogramDataset(Dataset):
 
 
 def coco_ground_truth(records: list[SpectrogramRecord], categories: list[dict[str, Any]]) -> dict:
-    """COCO ground truth of ``records`` in original pixels (category ids are labels + 1)."""
+    """COCO ground truth of ``records`` in original pixels; label ``i`` is ``categories[i]``."""
+    category_ids = [int(c["id"]) for c in categories]
     images, annotations = [], []
     for record in records:
         images.append(
@@ -266,7 +281,7 @@ def coco_ground_truth(records: list[SpectrogramRecord], categories: list[dict[st
                 {
                     "id": len(annotations) + 1,
                     "image_id": record.image_id,
-                    "category_id": int(label) + 1,
+                    "category_id": category_ids[int(label)],
                     "bbox": [box[0], box[1], w, h],
                     "area": w * h,
                     "iscrowd": 0,

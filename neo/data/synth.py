@@ -28,6 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from neo.data.problems import DatasetError
+
 SHAPES: tuple[str, ...] = ("disc", "box", "triangle", "star")
 CATEGORY_IDS: tuple[int, ...] = (1, 3, 7, 12)
 FORMAT_VERSION = 1
@@ -245,9 +247,12 @@ def _check_existing(out: Path, params: dict) -> bool:
         return False
     recorded = _read_marker(out)
     if recorded is None:
-        raise FileExistsError(f"{out}: exists but is not a complete synthetic dataset")
+        raise DatasetError(
+            f"{out}: exists but is not a complete synthetic dataset; remove it or choose another "
+            "folder"
+        )
     if recorded != params:
-        raise FileExistsError(
+        raise DatasetError(
             f"{out}: holds a synthetic dataset generated with other parameters {recorded}; "
             "remove it or choose another directory"
         )
@@ -296,7 +301,7 @@ def synthesize_coco(
 
     Raises:
         ValueError: Invalid parameters.
-        FileExistsError: ``out`` exists but is not this dataset.
+        DatasetError: ``out`` exists but is not this dataset.
     """
     out = Path(out)
     if not 1 <= num_classes <= len(SHAPES):

@@ -19,11 +19,13 @@ transforms each allocate a new full-size image, and fresh memory pages are the d
 Randomness: albumentations 2 ``Compose(seed=s)`` seeds *every* transform with the same ``s``, so
 their streams are copies of one another (their first draws coincide, and two transforms that draw
 equally, e.g. HorizontalFlip and VerticalFlip, flip together on every call); here all steps share
-one generator pair instead. DataLoader workers are forked copies
-of the same generator state and would repeat each other's augmentations; ``TrainTransform`` checks
-``torch.utils.data.get_worker_info()`` on each call and, the first time it runs in a worker (and
-again whenever the worker's seed changes, i.e. each epoch for non-persistent workers), reseeds from
-``(seed, worker_info.seed)``. With ``seed=None`` a worker reseeds from fresh OS entropy.
+one generator pair instead. ``TrainTransform`` reseeds that pair in each DataLoader worker, each
+epoch whose workers start afresh, and from the run seed (``seed_everything``) when it has no seed
+of its own (see :mod:`neo.data.seeding`), so runs with the same seed augment alike.
+
+Multi-scale training draws one canvas per batch (``MultiScaleBatchSampler`` of
+:mod:`neo.data.multi_scale` passes it with each index); called without a canvas,
+``TrainTransform`` draws one per sample.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-from torch.utils.data import get_worker_info
+
+from neo.data.seeding import StreamSeed
 
 PAD_VALUE = 114
 STRIDE = 32
@@ -394,7 +397,8 @@ class TrainTransform:
         photometric_prob: Probability of colour jitter.
         crop_prob: Probability of the bbox-safe crop.
         min_box_size: Minimum output box width and height in pixels.
-        seed: Seed of the augmentation stream; ``None`` draws one from the OS.
+        seed: Seed of the augmentation stream; ``None`` derives it from the run seed
+            (``seed_everything``), the worker and the epoch.
     """
 
     def __init__(
@@ -424,13 +428,13 @@ class TrainTransform:
                     f"TrainTransform: size {(h, w)} has aspect {w / h:.3f}, not close to 16:9"
                 )
         self.seed = seed
+        self._stream_seed = StreamSeed(seed)
         self._letterbox = Letterbox(crop_prob=crop_prob, hflip_prob=hflip_prob)
         self._compose = A.Compose(
             [AffineColorJitter(reuse_output=True, p=photometric_prob), self._letterbox],
             bbox_params=_bbox_params(min_box_size),
         )
-        self._worker_seed: int | None = None
-        self._set_seed(seed)
+        self._set_seed(self._stream_seed.initial())
 
     def _set_seed(self, seed: int | Sequence[int] | None) -> None:
         seq = np.random.SeedSequence(seed)
@@ -439,15 +443,12 @@ class TrainTransform:
         # One shared stream for every step (Compose(seed=...) would give each the same one).
         self._compose.set_random_state(self._rng, self._py_random)
 
-    def _reseed_in_worker(self) -> None:
-        info = get_worker_info()
-        if info is None or info.seed == self._worker_seed:
-            return
-        self._worker_seed = info.seed
-        self._set_seed(None if self.seed is None else [self.seed, info.seed])
-
     def __call__(
-        self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        canvas: tuple[int, int] | None = None,
     ) -> TransformedSample:
         """Augment one sample.
 
@@ -455,12 +456,18 @@ class TrainTransform:
             image: (H, W, 3) uint8 RGB image.
             boxes: (N, 4) xyxy boxes in pixels of ``image``.
             labels: (N,) integer labels.
+            canvas: (h, w) canvas chosen for the whole batch; None draws one from ``sizes``.
 
         Returns:
-            The augmented sample on one of the canvases.
+            The augmented sample on the canvas.
         """
-        self._reseed_in_worker()
-        canvas = self.sizes[self._py_random.randrange(len(self.sizes))]
+        entropy = self._stream_seed.update()
+        if entropy is not None:
+            self._set_seed(entropy)
+        if canvas is None:
+            canvas = self.sizes[self._py_random.randrange(len(self.sizes))]
+        else:
+            canvas = _check_size(canvas, "TrainTransform canvas")
         return _run(self._compose, self._letterbox, canvas, image, boxes, labels)
 
 

@@ -1,6 +1,27 @@
-"""Inference: several detectors on one shared spectrogram, merged."""
+"""Inference: the checkpoint loader and several detectors on one shared spectrogram, merged."""
 
-from neo.inference.merge import Detections, merge_detections
-from neo.inference.multi_model import LoadedModel, MultiModelDetector, load_model
+from neo.utils.lazy import lazy_exports
 
-__all__ = ["Detections", "LoadedModel", "MultiModelDetector", "load_model", "merge_detections"]
+__all__ = [
+    "Detections",
+    "InferenceSpec",
+    "LoadedDetector",
+    "LoadedModel",
+    "MultiModelDetector",
+    "load_detector",
+    "load_model",
+    "merge_detections",
+]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Detections": "neo.inference.merge",
+        "InferenceSpec": "neo.inference.spec",
+        "LoadedDetector": "neo.inference.loading",
+        "LoadedModel": "neo.inference.multi_model",
+        "MultiModelDetector": "neo.inference.multi_model",
+        "load_detector": "neo.inference.loading",
+        "load_model": "neo.inference.multi_model",
+        "merge_detections": "neo.inference.merge",
+    },
+)

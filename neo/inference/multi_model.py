@@ -1,19 +1,17 @@
 """Several trained detectors on one shared spectrogram, merged into one set of detections.
 
-One spectrogram image is computed per chunk and shared: each model gets it resized to the image
+One spectrogram image is computed per chunk and shared: each model gets it resized to the input
 size it was trained at (area interpolation, as in training), its boxes are scaled back to the
 shared image, and all detections are merged with class-aware NMS by label name
-(:func:`neo.inference.merge.merge_detections`). On CUDA every model runs on its own
+(:func:`neo.inference.merge.merge_detections`). Every model is called through its inference
+contract (:meth:`neo.tasks.DetectionTask.forward`). On CUDA every model runs on its own
 ``torch.cuda.Stream`` so their kernels can overlap (latency close to the slowest model rather than
 the sum); on CPU the models run one after another.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -21,94 +19,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from neo.inference.loading import LoadedDetector, load_detector
 from neo.inference.merge import Detections, merge_detections
-from neo.tasks.detection import DetectionTask
 
 
-@dataclass
-class LoadedModel:
-    """One detector and what inference needs to know about it.
-
-    Attributes:
-        task: the trained task (in eval mode).
-        class_names: label name of each training label.
-        image_size: side of the square input it was trained on.
-        name: a short name (the checkpoint file stem).
-        spectrogram: the spectrogram settings of its training data (may be empty).
-    """
-
-    task: DetectionTask
-    class_names: list[str]
-    image_size: int
-    name: str
-    spectrogram: dict[str, Any]
-
-
-def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Loads a neo checkpoint safely (``weights_only``) with its task class, classes and input size.
-
-    The task class is the one LightningCLI recorded in the checkpoint (it must be an already
-    imported :class:`DetectionTask` subclass; :mod:`neo.tasks` is imported here, nothing else is),
-    or :class:`~neo.tasks.FasterRCNNTask` when none is recorded. The input size and the
-    spectrogram settings come from the data module's state saved in the checkpoint
-    (:meth:`neo.data.SpectrogramDataModule.state_dict`).
-
-    Args:
-        path: ``.ckpt`` file.
-        device: where to put the model.
-
-    Returns:
-        The loaded model.
-    """
-    import neo.tasks  # noqa: F401  (makes the task classes resolvable)
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint file not found")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    data_state = checkpoint.get("SpectrogramDataModule") or {}
-    hparams = checkpoint.get("hyper_parameters") or {}
-    if "image_size" not in data_state:
-        raise ValueError(
-            f"{path}: no spectrogram data settings in the checkpoint (train it with "
-            "neo.data.SpectrogramDataModule)"
-        )
-    task_class = _task_class(hparams.get("_class_path"), path)
-    task = task_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    task.eval().to(device)
-    names = list(checkpoint.get("neo_classes", {}).get("names") or data_state.get("labels") or [])
-    if len(names) != task.num_classes:
-        raise ValueError(f"{path}: {len(names)} class names for {task.num_classes} classes")
-    return LoadedModel(
-        task,
-        names,
-        int(data_state["image_size"]),
-        path.stem,
-        dict(data_state.get("spectrogram", {})),
-    )
-
-
-def _task_class(class_path: str | None, path: Path) -> type[DetectionTask]:
-    """The recorded task class if it is an already imported DetectionTask, else FasterRCNNTask."""
-    from neo.tasks import FasterRCNNTask
-
-    if not class_path:
-        return FasterRCNNTask
-    module_name, _, name = str(class_path).rpartition(".")
-    found = getattr(sys.modules.get(module_name), name, None)
-    if not (isinstance(found, type) and issubclass(found, DetectionTask)):
-        raise ValueError(f"{path}: task class {class_path!r} is not an imported neo detection task")
-    return found
-
-
-def resize_square(image: Tensor, size: int) -> Tensor:
-    """(H, W) uint8 image to (size, size) with area interpolation (cv2 on CPU, torch on CUDA)."""
-    if tuple(image.shape) == (size, size):
+def resize_image(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(H, W) uint8 image to ``size`` (height, width) with area interpolation (cv2 on CPU)."""
+    height, width = size
+    if tuple(image.shape) == (height, width):
         return image
     if image.is_cuda:
-        resized = F.interpolate(image[None, None].float(), size=(size, size), mode="area")
+        resized = F.interpolate(image[None, None].float(), size=(height, width), mode="area")
         return resized[0, 0].round_().clamp_(0, 255).to(torch.uint8)
-    array = cv2.resize(image.numpy(), (size, size), interpolation=cv2.INTER_AREA)
+    array = cv2.resize(image.numpy(), (width, height), interpolation=cv2.INTER_AREA)
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
@@ -116,7 +39,8 @@ class MultiModelDetector:
     """Runs several detectors on one spectrogram image and merges their detections.
 
     Args:
-        models: the loaded models; ``model_id`` of a detection is its index here.
+        models: the loaded spectrogram detectors (their spec's ``resize`` is ``stretch``, to its
+            ``input_size``); ``model_id`` of a detection is its index here.
         score_threshold: detections scoring lower are dropped before the merge.
         iou_threshold: IoU of the class-aware merge NMS.
         device: device the models are on.
@@ -124,13 +48,19 @@ class MultiModelDetector:
 
     def __init__(
         self,
-        models: list[LoadedModel],
+        models: list[LoadedDetector],
         score_threshold: float = 0.5,
         iou_threshold: float = 0.5,
         device: str | torch.device = "cpu",
     ) -> None:
         if not models:
             raise ValueError("MultiModelDetector needs at least one model")
+        for model in models:
+            if model.spec.resize != "stretch" or model.spec.input_size is None:
+                raise ValueError(
+                    f"{model.name}: not a spectrogram detector (its inference spec asks for "
+                    f"{model.spec.resize}ed images; train it with neo.data.SpectrogramDataModule)"
+                )
         self.models = models
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
@@ -149,28 +79,28 @@ class MultiModelDetector:
         score_threshold: float = 0.5,
         iou_threshold: float = 0.5,
     ) -> MultiModelDetector:
-        """Loads every checkpoint (see :func:`load_model`)."""
-        models = [load_model(Path(p), device) for p in paths]
+        """Loads every checkpoint (see :func:`neo.inference.loading.load_detector`)."""
+        models = [load_detector(Path(p), device) for p in paths]
         return cls(models, score_threshold, iou_threshold, device)
 
     def _run_one(self, index: int, image: Tensor) -> Detections:
         model = self.models[index]
-        size = model.image_size
-        resized = resize_square(image, size)
-        batch = resized.to(self.device, non_blocking=True).float().div_(255.0)
-        batch = batch[None].expand(3, -1, -1)[None]
-        target = {"orig_size": torch.tensor([size, size])}
-        output = model.task.detect(batch, [target])[0]
-        keep = output["scores"] >= self.score_threshold
-        boxes = output["boxes"][keep].float()
+        size = model.spec.input_size
+        resized = resize_image(image, size)
+        batch = resized.to(self.device, non_blocking=True)[None].expand(3, -1, -1)[None]
+        boxes, scores, labels = (t[0] for t in model.task(batch))
+        keep = (labels >= 0) & (scores >= self.score_threshold)
+        boxes = boxes[keep].float()
         height, width = image.shape
-        boxes = boxes * torch.tensor([width / size, height / size] * 2, device=boxes.device)
-        labels = output["labels"][keep].tolist()
+        scale = [width / size[1], height / size[0]] * 2
+        boxes = boxes * torch.tensor(scale, device=boxes.device)
+        names = model.spec.class_names
+        kept = labels[keep].tolist()
         return Detections(
             boxes,
-            output["scores"][keep].float(),
-            [model.class_names[int(i)] for i in labels],
-            torch.full((len(labels),), index, dtype=torch.int64),
+            scores[keep].float(),
+            [names[int(i)] for i in kept],
+            torch.full((len(kept),), index, dtype=torch.int64),
         )
 
     @torch.inference_mode()

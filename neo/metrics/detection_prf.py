@@ -119,6 +119,10 @@ def precision_recall_f1(
 class PRFAccumulator:
     """Sums tp/fp/fn batch by batch; :meth:`compute` adds them up across DDP ranks.
 
+    Images given with an id are counted once: an id seen again (``DistributedSampler`` repeats
+    samples to even out the ranks) is ignored, on this rank and, when the ranks are combined, on
+    every later rank, as :class:`neo.metrics.coco.CocoEvaluator` does.
+
     Args:
         num_classes: Number of classes.
         score_threshold: Predictions below this score are ignored.
@@ -131,39 +135,70 @@ class PRFAccumulator:
         self.num_classes = num_classes
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        self.counts = torch.zeros(3, num_classes, dtype=torch.int64)
+        self._anonymous = torch.zeros(3, num_classes, dtype=torch.int64)
+        self._per_image: dict[int, torch.Tensor] = {}
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """``(3, num_classes)`` tp/fp/fn of the images seen on this rank."""
+        total = self._anonymous.clone()
+        for counts in self._per_image.values():
+            total += counts
+        return total
 
     def reset(self) -> None:
         """Forget everything seen so far."""
-        self.counts.zero_()
+        self._anonymous.zero_()
+        self._per_image = {}
 
     def update(
         self,
         detections: Sequence[dict[str, torch.Tensor]],
         ground_truth: Sequence[dict[str, torch.Tensor]],
+        image_ids: Sequence[int] | None = None,
     ) -> None:
-        """Add one batch of images."""
+        """Add one batch of images.
+
+        Args:
+            detections: Per-image predictions.
+            ground_truth: Per-image ground truth, same order and length.
+            image_ids: Id of each image; an image already seen is ignored. ``None``: every image
+                is counted.
+        """
         if len(detections) != len(ground_truth):
             raise ValueError(
                 f"{len(detections)} detection entries but {len(ground_truth)} ground truth entries"
             )
-        for det, gt in zip(detections, ground_truth):
-            self.counts += match_counts(
+        if image_ids is not None and len(image_ids) != len(detections):
+            raise ValueError(f"{len(image_ids)} image ids for {len(detections)} images")
+        ids = [None] * len(detections) if image_ids is None else [int(i) for i in image_ids]
+        for det, gt, image_id in zip(detections, ground_truth, ids):
+            if image_id is not None and image_id in self._per_image:
+                continue
+            counts = match_counts(
                 det, gt, self.num_classes, self.score_threshold, self.iou_threshold
             )
+            if image_id is None:
+                self._anonymous += counts
+            else:
+                self._per_image[image_id] = counts
 
     def synced_counts(self) -> torch.Tensor:
-        """Counts summed over all ranks when ``torch.distributed`` is initialised, else local."""
+        """Counts over all ranks (each image id once) when ``torch.distributed`` is initialised."""
         if not (dist.is_available() and dist.is_initialized()):
-            return self.counts.clone()
-        device = (
-            torch.device("cuda", torch.cuda.current_device())
-            if dist.get_backend() == "nccl"
-            else torch.device("cpu")
-        )
-        total = self.counts.to(device, copy=True)
-        dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return total.cpu()
+            return self.counts
+        local = (self._anonymous.tolist(), {i: c.tolist() for i, c in self._per_image.items()})
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, local)
+        total = torch.zeros(3, self.num_classes, dtype=torch.int64)
+        seen: set[int] = set()
+        for anonymous, per_image in gathered:
+            total += torch.tensor(anonymous, dtype=torch.int64)
+            for image_id, counts in per_image.items():
+                if image_id not in seen:
+                    seen.add(image_id)
+                    total += torch.tensor(counts, dtype=torch.int64)
+        return total
 
     def compute(self) -> dict:
         """Summary over everything seen (on all ranks); see :func:`precision_recall_f1`."""

@@ -1,10 +1,6 @@
 """RF signals: SigMF recordings, spectrogram images, annotation boxes and synthetic data."""
 
-from neo.rf.boxes import Box, Geometry, box_to_annotation, chunk_boxes
-from neo.rf.dataset_writer import make_spectrograms
-from neo.rf.recording import Annotation, Capture, Chunk, Recording, RecordingError
-from neo.rf.spectrogram import Spectrogram
-from neo.rf.synth import synth_rf
+from neo.utils.lazy import lazy_exports
 
 __all__ = [
     "Annotation",
@@ -20,3 +16,15 @@ __all__ = [
     "make_spectrograms",
     "synth_rf",
 ]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(["Box", "Geometry", "box_to_annotation", "chunk_boxes"], "neo.rf.boxes"),
+        **dict.fromkeys(
+            ["Annotation", "Capture", "Chunk", "Recording", "RecordingError"], "neo.rf.recording"
+        ),
+        "Spectrogram": "neo.rf.spectrogram",
+        "make_spectrograms": "neo.rf.dataset_writer",
+        "synth_rf": "neo.rf.synth",
+    },
+)

@@ -1,10 +1,18 @@
 """SigMF annotations <-> spectrogram image boxes, in the layout of :mod:`neo.rf.spectrogram`.
 
-In STFT units (before scaling to the image), with ``f = edge − core:frequency`` of the capture:
-``x = (sample − chunk_start) / hop`` (frame column ``j`` covers samples ``[j·hop, j·hop + nfft)``)
-and ``y = (fs/2 − f) / fs · nfft`` (row 0 is +fs/2). Pixels are ``x · W / F`` and ``y · H / nfft``
-with ``F`` frames per chunk. A bin's own centre is half a bin away from this line, an offset of at
-most ``H / (2·nfft)`` pixels.
+Time uses the centred-frame convention, in both directions: frame ``j`` transforms samples
+``[j·hop, j·hop + nfft)``, so it stands for the samples *centred* at ``j·hop + nfft/2``, and in
+the image it fills the cell ``[j, j + 1)`` of frame units, whose centre is ``j + 1/2``. Hence, with
+``s`` a sample index relative to the chunk start,
+
+    x = (s − (nfft − hop) / 2) / hop        and back        s = x · hop + (nfft − hop) / 2.
+
+A burst starting at sample ``s0`` gives half its power to the frame centred on ``s0``, so box
+edges sit on the signal's half-power edges (mapping ``s`` to the frame that *starts* there would
+put them ``nfft / (2·hop) − 1/2`` frames late). Frequency, with ``f = edge − core:frequency`` of
+the capture: ``y = (fs/2 − f) / fs · nfft`` (row 0 is +fs/2). Pixels are ``x · W / F`` and
+``y · H / nfft`` with ``F`` frames per chunk. A bin's own centre is half a bin away from this line,
+an offset of at most ``H / (2·nfft)`` pixels.
 """
 
 from collections.abc import Callable
@@ -45,6 +53,19 @@ class Geometry:
         return 1 + (self.chunk_samples - self.nfft) // self.hop
 
     @property
+    def frame_offset(self) -> float:
+        """Samples from a chunk start to the left edge of image column 0: ``(nfft − hop) / 2``."""
+        return (self.nfft - self.hop) / 2
+
+    def sample_to_x(self, sample: float) -> float:
+        """Image x (pixels) of a sample index relative to the chunk start."""
+        return (sample - self.frame_offset) / self.hop * self.x_scale
+
+    def x_to_sample(self, x: float) -> float:
+        """Sample index relative to the chunk start at image x (pixels), as ``sample_to_x``⁻¹."""
+        return x / self.x_scale * self.hop + self.frame_offset
+
+    @property
     def x_scale(self) -> float:
         """Image pixels per frame."""
         return self.width / self.num_frames
@@ -80,18 +101,18 @@ def annotation_box(
     annotation: Annotation, centre_frequency: float, chunk_start: int, geometry: Geometry
 ) -> Box:
     """Unclipped box of ``annotation`` in the image of the chunk starting at ``chunk_start``."""
-    fs, nfft, hop = geometry.sample_rate, geometry.nfft, geometry.hop
+    fs, nfft = geometry.sample_rate, geometry.nfft
     if annotation.freq_lower_edge is None or annotation.freq_upper_edge is None:
         f_lo, f_hi = -fs / 2, fs / 2
     else:
         f_lo = annotation.freq_lower_edge - centre_frequency
         f_hi = annotation.freq_upper_edge - centre_frequency
-    x0 = (annotation.sample_start - chunk_start) / hop
-    x1 = (annotation.sample_start + annotation.sample_count - chunk_start) / hop
+    x0 = geometry.sample_to_x(annotation.sample_start - chunk_start)
+    x1 = geometry.sample_to_x(annotation.sample_start + annotation.sample_count - chunk_start)
     y0 = (fs / 2 - f_hi) / fs * nfft
     y1 = (fs / 2 - f_lo) / fs * nfft
-    sx, sy = geometry.x_scale, geometry.y_scale
-    return Box(annotation.label, x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+    sy = geometry.y_scale
+    return Box(annotation.label, x0, y0 * sy, x1, y1 * sy)
 
 
 def clip_box(box: Box, geometry: Geometry) -> Box:
@@ -156,9 +177,9 @@ def box_to_annotation(
         Dict with ``core:sample_start``, ``core:sample_count``, ``core:freq_lower_edge``,
         ``core:freq_upper_edge`` and ``core:label``.
     """
-    fs, nfft, hop = geometry.sample_rate, geometry.nfft, geometry.hop
-    start = chunk_start + round(box.x_min / geometry.x_scale * hop)
-    end = chunk_start + round(box.x_max / geometry.x_scale * hop)
+    fs, nfft = geometry.sample_rate, geometry.nfft
+    start = chunk_start + round(geometry.x_to_sample(box.x_min))
+    end = chunk_start + round(geometry.x_to_sample(box.x_max))
     f_hi = fs / 2 - box.y_min / geometry.y_scale * fs / nfft
     f_lo = fs / 2 - box.y_max / geometry.y_scale * fs / nfft
     return {

@@ -1,8 +1,10 @@
 """Complex IQ to a normalised spectrogram image (power in dB, frequency upward, time across).
 
 Layout (shared with :mod:`neo.rf.boxes`): the STFT has no centre padding; frame ``t`` covers
-samples ``[t·hop, t·hop + nfft)``, so ``F = 1 + (N − nfft) // hop`` frames. Bins are fftshifted and
-flipped, so image row 0 is the highest frequency (just below +fs/2) and the last row is −fs/2.
+samples ``[t·hop, t·hop + nfft)``, so ``F = 1 + (N − nfft) // hop`` frames, and stands for the
+time at its centre, ``t·hop + nfft/2`` (the convention :mod:`neo.rf.boxes` maps boxes with). Bins
+are fftshifted and flipped, so image row 0 is the highest frequency (just below +fs/2) and the last
+row is −fs/2.
 
 Resizing to the image size is an *area* resize of linear power done before the logarithm: every
 output pixel is the mean power over the exact rectangle of (frame, bin) cells it covers, with

@@ -160,7 +160,7 @@ def synth_rf(
     if num_recordings < 1 or duration_s <= 0 or sample_rate <= 0:
         raise ValueError("num_recordings, duration_s and sample_rate must be positive")
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
+        raise ValueError(f"{out}: already exists (add `--overwrite true` to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
     num_samples = round(duration_s * sample_rate)
     streams = np.random.SeedSequence(seed).spawn(num_recordings)

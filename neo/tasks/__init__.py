@@ -1,7 +1,13 @@
 """LightningModules: thin wrappers that train, evaluate and predict with neo's models."""
 
-from neo.tasks.detection import DetectionTask
-from neo.tasks.faster_rcnn import FasterRCNNTask
-from neo.tasks.rtdetr import RTDETRTask
+from neo.utils.lazy import lazy_exports
 
 __all__ = ["DetectionTask", "FasterRCNNTask", "RTDETRTask"]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DetectionTask": "neo.tasks.detection",
+        "FasterRCNNTask": "neo.tasks.faster_rcnn",
+        "RTDETRTask": "neo.tasks.rtdetr",
+    },
+)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, ClassVar
 
 import torch
 from lightning import LightningModule
@@ -11,6 +14,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, MultiStepLR
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from neo.inference.spec import SPEC_KEY, InferenceSpec
 from neo.metrics.coco import CocoEvaluator
 
 Target = dict[str, Any]
@@ -33,6 +37,38 @@ def to_original_pixels(boxes: Tensor, target: Target) -> Tensor:
     return boxes
 
 
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Puts ``module`` in eval mode and restores each submodule's own mode afterwards."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def stack_detections(detections: Detections, num_rows: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-image detections as (B, N, 4) boxes, (B, N) scores, (B, N) int64 labels.
+
+    ``N`` is ``num_rows`` or the longest image's count if larger; rows past an image's
+    detections are padding with zero boxes, score 0 and label -1.
+    """
+    rows = max([num_rows, *(len(d["scores"]) for d in detections)])
+    batch = len(detections)
+    device = detections[0]["boxes"].device if detections else torch.device("cpu")
+    boxes = torch.zeros(batch, rows, 4, device=device)
+    scores = torch.zeros(batch, rows, device=device)
+    labels = torch.full((batch, rows), -1, dtype=torch.int64, device=device)
+    for i, det in enumerate(detections):
+        n = len(det["scores"])
+        boxes[i, :n] = det["boxes"].float()
+        scores[i, :n] = det["scores"].float()
+        labels[i, :n] = det["labels"].long()
+    return boxes, scores, labels
+
+
 def coco_results(
     image_id: int, boxes: Tensor, scores: Tensor, category_ids: list[int]
 ) -> list[dict[str, Any]]:
@@ -53,8 +89,13 @@ class DetectionTask(LightningModule):
     """Optimisation, evaluation, logging and prediction shared by all detectors.
 
     Subclasses build ``self.model``, set ``backbone_prefix`` and implement :meth:`compute_losses`
-    and :meth:`detect`. Batches are ``(images, targets)``: uint8 images (B, 3, H, W) and targets
-    with boxes in input pixels plus ``scale``/``offset``/``orig_size`` to map back.
+    (training) and :meth:`run_model` (inference). Batches are ``(images, targets)``: uint8 images
+    (B, 3, H, W) and targets with boxes in input pixels plus ``scale``/``offset``/``orig_size`` to
+    map back. Calling the task (:meth:`forward`) is its inference contract; validation, test,
+    prediction and every deployment path go through it.
+
+    The optimiser and schedule arguments are declared here only; subclasses take them through
+    ``**kwargs``.
 
     Args:
         num_classes: number of object classes (no background).
@@ -70,6 +111,10 @@ class DetectionTask(LightningModule):
     """
 
     backbone_prefix = "model.backbone."
+    size_divisor = 32
+    # init arguments that only fetch starting weights: a checkpoint that supplies every weight is
+    # loaded with these values instead (see neo.inference.load_detector)
+    initial_weight_args: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -89,23 +134,96 @@ class DetectionTask(LightningModule):
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         self.save_hyperparameters()
         self.num_classes = num_classes
-        self.category_ids: list[int] = list(range(1, num_classes + 1))
-        self.class_names: list[str] = [str(i) for i in self.category_ids]
+        self.lr = lr
+        ids = list(range(1, num_classes + 1))
+        self.inference_spec = InferenceSpec(
+            self.class_path(), ids, [str(i) for i in ids], size_divisor=self.size_divisor
+        )
         self.evaluator: CocoEvaluator | None = None
         self._nonfinite_in_a_row = 0
+
+    @classmethod
+    def class_path(cls) -> str:
+        """Import path of this task class, as the inference spec records it."""
+        return f"{cls.__module__}.{cls.__qualname__}"
 
     def compute_losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
         """Weighted loss terms for a batch of float images in [0, 1]; their sum is optimised."""
         raise NotImplementedError
 
-    def detect(self, images: Tensor, targets: list[Target]) -> Detections:
-        """Detections per image (``boxes`` xyxy in input pixels, ``scores``, ``labels``)."""
+    def run_model(self, images: Tensor) -> Detections:
+        """The model and its post-processing on float images (B, 3, H, W) in [0, 1].
+
+        Called in eval mode without gradients by :meth:`forward`. Pads the images bottom/right to
+        a multiple of :attr:`size_divisor` (or lets the model do it) and returns per image
+        ``boxes`` (xyxy in input pixels), ``scores`` and ``labels`` (``0..num_classes-1``).
+        """
         raise NotImplementedError
 
+    @property
+    def max_detections(self) -> int:
+        """Rows of :meth:`forward`'s output per image (the most detections an image can get)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------- inference
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The inference contract: detections of images already at the network input size.
+
+        Runs in eval mode without gradients, whatever mode the task is in.
+
+        Args:
+            images: uint8 (B, 3, H, W) RGB (float in [0, 1] is accepted too), already resized or
+                letterboxed to the network input (see :attr:`inference_spec`).
+
+        Returns:
+            ``boxes`` (B, N, 4) float xyxy in input pixels, ``scores`` (B, N) and ``labels``
+            (B, N) int64 training labels ``0..num_classes-1``, N = :attr:`max_detections`; rows
+            past an image's detections are padding with score 0 and label -1.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        with torch.no_grad(), eval_mode(self):
+            detections = self.run_model(self.to_float(images))
+        return stack_detections(detections, self.max_detections)
+
+    def detect(self, images: Tensor) -> Detections:
+        """Per-image view of :meth:`forward` without its padding rows.
+
+        Returns:
+            One dict per image: ``boxes`` (K, 4), ``scores`` (K,), ``labels`` (K,).
+        """
+        boxes, scores, labels = self(images)
+        keep = labels >= 0
+        return [
+            {"boxes": b[k], "scores": s[k], "labels": lab[k]}
+            for b, s, lab, k in zip(boxes, scores, labels, keep)
+        ]
+
     # ----------------------------------------------------------------------- classes
+    @property
+    def category_ids(self) -> list[int]:
+        """Dataset category id of each training label (from the inference spec)."""
+        return self.inference_spec.category_ids
+
+    @category_ids.setter
+    def category_ids(self, ids: list[int]) -> None:
+        self.inference_spec = replace(self.inference_spec, category_ids=list(ids))
+
+    @property
+    def class_names(self) -> list[str]:
+        """Name of each training label (from the inference spec)."""
+        return self.inference_spec.class_names
+
+    @class_names.setter
+    def class_names(self, names: list[str]) -> None:
+        self.inference_spec = replace(self.inference_spec, class_names=list(names))
+
     def setup(self, stage: str) -> None:
-        """Takes the class list from the data module when there is one."""
+        """Takes the classes and the preprocessing from the data module when there is one."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is None:
+            return
+        spec = self.inference_spec
         categories = getattr(datamodule, "categories", None)
         if categories:
             if len(categories) != self.num_classes:
@@ -113,19 +231,37 @@ class DetectionTask(LightningModule):
                     f"the data has {len(categories)} classes but the model was built for "
                     f"{self.num_classes}"
                 )
-            self.category_ids = [int(c["id"]) for c in categories]
-            self.class_names = [str(c["name"]) for c in categories]
+            spec = replace(
+                spec,
+                category_ids=[int(c["id"]) for c in categories],
+                class_names=[str(c["name"]) for c in categories],
+            )
+        if hasattr(datamodule, "inference_preprocessing"):
+            pre = datamodule.inference_preprocessing()
+            spec = replace(
+                spec,
+                input_size=pre.get("input_size"),
+                resize=pre.get("resize", "letterbox"),
+                spectrogram=pre.get("spectrogram"),
+            )
+        self.inference_spec = spec
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Stores the class list so prediction works without the training data."""
-        checkpoint["neo_classes"] = {"category_ids": self.category_ids, "names": self.class_names}
+        """Stores the inference spec so the checkpoint runs without the training data."""
+        spec = replace(self.inference_spec, task_class=self.class_path())
+        checkpoint[SPEC_KEY] = spec.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restores the class list stored by :meth:`on_save_checkpoint`."""
-        classes = checkpoint.get("neo_classes")
-        if classes:
-            self.category_ids = list(classes["category_ids"])
-            self.class_names = list(classes["names"])
+        """Restores the inference spec stored by :meth:`on_save_checkpoint`."""
+        if SPEC_KEY not in checkpoint:
+            return
+        spec = InferenceSpec.from_dict(checkpoint[SPEC_KEY])
+        if spec.num_classes != self.num_classes:
+            raise ValueError(
+                f"the checkpoint's inference spec has {spec.num_classes} classes but the model "
+                f"was built for {self.num_classes}"
+            )
+        self.inference_spec = spec
 
     # ----------------------------------------------------------------------- training
     @staticmethod
@@ -133,15 +269,28 @@ class DetectionTask(LightningModule):
         """uint8 images to float in [0, 1] (on the device, after the transfer)."""
         return images.float().div_(255.0) if images.dtype == torch.uint8 else images
 
+    def _world_size(self) -> int:
+        return self._trainer.world_size if self._trainer is not None else 1
+
     def training_step(self, batch: tuple[Tensor, list[Target]], batch_idx: int) -> Tensor | None:
-        """One optimisation step; a non-finite loss is skipped and counted."""
+        """One optimisation step; a non-finite loss is skipped and counted.
+
+        In a single process the step is skipped (``None``). Under DDP the ranks decide together:
+        if any rank's loss is non-finite, every rank returns a zero loss connected to all
+        parameters, so the gradients all-reduced and stepped are zero on every rank.
+        """
         images, targets = batch
         losses = self.compute_losses(self.to_float(images), targets)
         loss = sum(losses.values())
-        if not torch.isfinite(loss):
+        finite = bool(torch.isfinite(loss.detach()))
+        distributed = self._world_size() > 1
+        if distributed:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
             self._nonfinite_in_a_row += 1
             rank_zero_warn(
-                f"non-finite loss at step {self.global_step} "
+                f"non-finite loss at step {self.global_step}"
+                f"{' on at least one rank' if distributed else ''} "
                 f"({self._nonfinite_in_a_row} in a row): skipping the step"
             )
             if self._nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
@@ -149,7 +298,9 @@ class DetectionTask(LightningModule):
                     f"loss was non-finite in {self._nonfinite_in_a_row} consecutive steps; lower "
                     "the learning rate, check the data with `neo data check`, or train in fp32/bf16"
                 )
-            return None
+            if not distributed:
+                return None
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         self._nonfinite_in_a_row = 0
         batch_size = images.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
@@ -168,11 +319,11 @@ class DetectionTask(LightningModule):
                 in_backbone = full.startswith(self.backbone_prefix)
                 no_decay = isinstance(module, NORM_LAYERS) or param.ndim <= 1
                 groups.setdefault((in_backbone, no_decay), []).append(param)
-        backbone_lr = hp.backbone_lr if hp.backbone_lr is not None else hp.lr
+        backbone_lr = hp.backbone_lr if hp.backbone_lr is not None else self.lr
         return [
             {
                 "params": params,
-                "lr": backbone_lr if in_backbone else hp.lr,
+                "lr": backbone_lr if in_backbone else self.lr,
                 "weight_decay": 0.0 if no_decay else hp.weight_decay,
                 "name": f"{'backbone' if in_backbone else 'head'}{'_no_decay' if no_decay else ''}",
             }
@@ -187,10 +338,10 @@ class DetectionTask(LightningModule):
         return max(1, total // epochs)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over :meth:`parameter_groups`; linear warm-up then MultiStepLR, per step."""
+        """AdamW over :meth:`parameter_groups` at :attr:`lr`; linear warm-up then MultiStepLR."""
         hp = self.hparams
         optimizer = torch.optim.AdamW(
-            self.parameter_groups(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
+            self.parameter_groups(), lr=self.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
         )
         per_epoch = self.steps_per_epoch()
         warmup = (
@@ -233,7 +384,7 @@ class DetectionTask(LightningModule):
 
     def _evaluation_step(self, batch: tuple[Tensor, list[Target]]) -> dict[str, Any]:
         images, targets = batch
-        detections = self.detect(self.to_float(images), targets)
+        detections = self.detect(images)
         if self.evaluator is not None:
             self.evaluator.update(
                 self.to_coco_results(detections, targets), [int(t["image_id"]) for t in targets]
@@ -279,7 +430,7 @@ class DetectionTask(LightningModule):
     ) -> list[dict[str, Any]]:
         """Detections per image in original pixels, with category ids and names."""
         images, targets = batch
-        detections = self.detect(self.to_float(images), targets)
+        detections = self.detect(images)
         outputs = []
         for det, target in zip(detections, targets):
             boxes = to_original_pixels(det["boxes"].detach().float().cpu(), target)

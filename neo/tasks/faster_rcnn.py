@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
@@ -30,15 +31,8 @@ class FasterRCNNTask(DetectionTask):
         rpn_proposals_train: proposals kept after the RPN's NMS in training.
         rpn_proposals_test: proposals kept after the RPN's NMS in evaluation.
         box_batch_size_per_image: RoIs sampled per image for the box-head loss.
-        lr: AdamW learning rate.
-        backbone_lr: backbone learning rate (default: ``lr``).
-        weight_decay: AdamW weight decay (none on norm layers and biases).
-        betas: AdamW betas.
-        warmup_steps: linear warm-up in optimizer steps (overrides ``warmup_epochs``).
-        warmup_epochs: linear warm-up in epochs.
-        milestones: epochs at which the learning rate is multiplied by ``gamma``.
-        gamma: learning-rate decay factor.
-        max_nonfinite_steps: consecutive skipped non-finite losses before training stops.
+        **kwargs: the optimiser and schedule arguments of
+            :class:`~neo.tasks.detection.DetectionTask` (``lr``, ``warmup_epochs``, ...).
     """
 
     backbone_prefix = "model.backbone.body."
@@ -60,28 +54,9 @@ class FasterRCNNTask(DetectionTask):
         rpn_proposals_train: int = 2000,
         rpn_proposals_test: int = 1000,
         box_batch_size_per_image: int = 512,
-        lr: float = 1e-4,
-        backbone_lr: float | None = None,
-        weight_decay: float = 1e-4,
-        betas: tuple[float, float] = (0.9, 0.999),
-        warmup_steps: int | None = None,
-        warmup_epochs: float = 0.0,
-        milestones: list[int] = [],  # noqa: B006
-        gamma: float = 0.1,
-        max_nonfinite_steps: int = 10,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            num_classes,
-            lr,
-            backbone_lr,
-            weight_decay,
-            betas,
-            warmup_steps,
-            warmup_epochs,
-            milestones,
-            gamma,
-            max_nonfinite_steps,
-        )
+        super().__init__(num_classes=num_classes, **kwargs)
         self.model = build_faster_rcnn(
             num_classes,
             backbone=backbone,
@@ -105,7 +80,12 @@ class FasterRCNNTask(DetectionTask):
         shifted = [{"boxes": t["boxes"], "labels": t["labels"] + 1} for t in targets]
         return self.model(list(images), shifted)
 
-    def detect(self, images: Tensor, targets: list[Target]) -> Detections:
-        """Detections in input pixels with labels 0..num_classes-1."""
+    @property
+    def max_detections(self) -> int:
+        """``detections_per_image``."""
+        return self.model.roi_heads.detections_per_img
+
+    def run_model(self, images: Tensor) -> Detections:
+        """Detections in input pixels with labels 0..num_classes-1 (the model pads to 32)."""
         outputs = self.model(list(images))
         return [{**out, "labels": out["labels"] - 1} for out in outputs]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -72,18 +72,12 @@ class RTDETRTask(DetectionTask):
         num_denoising: denoising query budget in training (0 disables denoising).
         expansion: CSP hidden width fraction of the encoder.
         depth_mult: RepVGG block count multiplier of the encoder.
-        lr: AdamW learning rate.
-        backbone_lr: backbone learning rate (default: ``lr``).
-        weight_decay: AdamW weight decay (none on norm layers and biases).
-        betas: AdamW betas.
-        warmup_steps: linear warm-up in optimizer steps (overrides ``warmup_epochs``).
-        warmup_epochs: linear warm-up in epochs.
-        milestones: epochs at which the learning rate is multiplied by ``gamma``.
-        gamma: learning-rate decay factor.
-        max_nonfinite_steps: consecutive skipped non-finite losses before training stops.
+        **kwargs: the optimiser and schedule arguments of
+            :class:`~neo.tasks.detection.DetectionTask` (``lr``, ``warmup_epochs``, ...).
     """
 
     backbone_prefix = "model.backbone."
+    initial_weight_args: ClassVar[dict[str, Any]] = {"pretrained_checkpoint": None}
 
     def __init__(
         self,
@@ -100,28 +94,9 @@ class RTDETRTask(DetectionTask):
         num_denoising: int | None = None,
         expansion: float | None = None,
         depth_mult: float | None = None,
-        lr: float = 1e-4,
-        backbone_lr: float | None = None,
-        weight_decay: float = 1e-4,
-        betas: tuple[float, float] = (0.9, 0.999),
-        warmup_steps: int | None = None,
-        warmup_epochs: float = 0.0,
-        milestones: list[int] = [],  # noqa: B006
-        gamma: float = 0.1,
-        max_nonfinite_steps: int = 10,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            num_classes,
-            lr,
-            backbone_lr,
-            weight_decay,
-            betas,
-            warmup_steps,
-            warmup_epochs,
-            milestones,
-            gamma,
-            max_nonfinite_steps,
-        )
+        super().__init__(num_classes=num_classes, **kwargs)
         optional = {
             "hidden_dim": hidden_dim,
             "num_decoder_layers": num_decoder_layers,
@@ -136,6 +111,7 @@ class RTDETRTask(DetectionTask):
         self.model = build_rtdetr(variant, num_classes, num_queries=num_queries, **overrides)
         self.criterion = RTDETRCriterion(num_classes)
         self.postprocessor = RTDETRPostProcessor(num_top_queries)
+        self._max_detections = min(num_top_queries, num_queries * num_classes)
         if pretrained_checkpoint is not None:
             report = load_official_state_dict(self.model, pretrained_checkpoint)
             rank_zero_info(f"RT-DETR weights from {pretrained_checkpoint}: {report.summary()}")
@@ -158,16 +134,15 @@ class RTDETRTask(DetectionTask):
         with torch.autocast(device_type=images.device.type, enabled=False):
             return self.criterion(outputs, model_targets)
 
-    @torch.no_grad()
-    def detect(self, images: Tensor, targets: list[Target]) -> Detections:
-        """Top-scoring detections in input pixels with labels 0..num_classes-1 (eval-mode model)."""
-        images = pad_to_multiple(images)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            outputs = self.model(images)
-        finally:
-            self.model.train(was_training)
+    @property
+    def max_detections(self) -> int:
+        """``num_top_queries`` (at most one per query and class)."""
+        return self._max_detections
+
+    def run_model(self, images: Tensor) -> Detections:
+        """Top-scoring detections in input pixels with labels 0..num_classes-1."""
+        images = pad_to_multiple(images, self.size_divisor)
+        outputs = self.model(images)
         height, width = images.shape[-2:]
         sizes = torch.tensor([[height, width]] * images.shape[0], device=images.device)
         return self.postprocessor(outputs, sizes)

@@ -42,3 +42,22 @@ def test_counts_matches_and_logs_per_class():
     callback.on_test_epoch_start(trainer, module)
     callback.on_test_epoch_end(trainer, module)
     assert module.logged["test/F1"] == 0.0
+
+
+def test_an_image_id_seen_twice_counts_once():
+    callback, module = DetectionPRF(), FakeModule()
+    trainer = SimpleNamespace(sanity_checking=False)
+    box = torch.tensor([[0.0, 0, 10, 10]])
+    found = {"boxes": box, "labels": torch.tensor([0]), "image_id": 5}
+    missed = {"boxes": box, "labels": torch.tensor([0]), "image_id": 6}
+    hit = {"boxes": box, "scores": torch.tensor([0.9]), "labels": torch.tensor([0])}
+    nothing = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0),
+               "labels": torch.zeros(0, dtype=torch.int64)}
+    callback.on_validation_epoch_start(trainer, module)
+    callback.on_validation_batch_end(trainer, module, {"detections": [hit, nothing]},
+                                     (None, [found, missed]), 0)
+    # the last batch repeats image 5, as DistributedSampler pads a rank's share
+    callback.on_validation_batch_end(trainer, module, {"detections": [hit]}, (None, [found]), 1)
+    callback.on_validation_epoch_end(trainer, module)
+    assert module.logged["val/precision"] == 1.0
+    assert module.logged["val/recall"] == pytest.approx(0.5)  # tp 1, fn 1 (not tp 2)

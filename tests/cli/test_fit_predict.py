@@ -55,7 +55,7 @@ def test_fit_logs_ap_saves_checkpoints_config_and_pictures(trained):
 def test_checkpoint_loads_weights_only_and_keeps_classes(trained):
     (ckpt,) = trained.rglob("last.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    assert state["neo_classes"]["category_ids"] == [1, 3, 7]
+    assert state["neo_inference_spec"]["category_ids"] == [1, 3, 7]
     assert not list(ckpt.parent.glob("*.tmp"))
 
 
@@ -174,5 +174,6 @@ def test_predict_default_writer_uses_run_dir(trained, tmp_path):
             str(tmp_path),
         ]
     )
-    results = json.loads((tmp_path / "predictions" / "predictions.json").read_text())
+    # the run's folder: <save_dir>/<name>/version_N/predictions/
+    results = json.loads((tmp_path / "tiny" / "version_0" / "predictions" / "predictions.json").read_text())
     assert {r["image_id"] for r in results} <= set(range(1, 6))

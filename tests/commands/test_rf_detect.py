@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning
 import pytest
@@ -11,30 +12,37 @@ import sigmf
 import torch
 
 from neo.cli import main
-from neo.inference import load_model
+from neo.inference.loading import load_detector
 from neo.rf import synth_rf
 from neo.tasks import FasterRCNNTask
+from neo.utils.checkpoint_io import CheckpointError
 
-SPECTROGRAM = {"nfft": 128, "hop": 64, "image_size": 64, "floor_percentile": 10.0}
+SPECTROGRAM = {"nfft": 128, "hop": 64, "floor_percentile": 10.0, "chunk_duration_s": 0.2}
 
 
-def tiny_checkpoint(path: Path, labels: list[str], image_size: int, with_class_path: bool) -> Path:
+def tiny_checkpoint(
+    path: Path, labels: list[str], image_size: int, chunk_duration_s: float = 0.2
+) -> Path:
+    """A random Faster R-CNN saved as training saves it: spec from the data module's answers."""
     torch.manual_seed(len(labels))
     task = FasterRCNNTask(
         num_classes=len(labels), returned_layers=[3, 4], anchor_sizes=[[16], [32], [64]],
         rpn_proposals_test=20, detections_per_image=10, score_threshold=0.0,
     )
-    hparams = dict(task.hparams)
-    if with_class_path:  # as LightningCLI records it
-        hparams["_class_path"] = "neo.tasks.FasterRCNNTask"
-        hparams["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
-    torch.save({
-        "state_dict": task.state_dict(), "hyper_parameters": hparams,
-        "pytorch-lightning_version": lightning.__version__,
-        "neo_classes": {"category_ids": list(range(1, len(labels) + 1)), "names": labels},
-        "SpectrogramDataModule": {"image_size": image_size, "labels": labels,
-                                  "spectrogram": SPECTROGRAM},
-    }, path)
+    settings = {**SPECTROGRAM, "image_size": image_size, "chunk_duration_s": chunk_duration_s}
+    datamodule = SimpleNamespace(
+        categories=[{"id": i + 1, "name": n} for i, n in enumerate(labels)],
+        inference_preprocessing=lambda: {
+            "input_size": (image_size, image_size), "resize": "stretch", "spectrogram": settings,
+        },
+    )
+    task._trainer = SimpleNamespace(datamodule=datamodule)
+    task.setup("fit")
+    hparams = {**task.hparams, "_class_path": "neo.tasks.FasterRCNNTask"}  # as LightningCLI does
+    checkpoint = {"state_dict": task.state_dict(), "hyper_parameters": hparams,
+                  "pytorch-lightning_version": lightning.__version__}
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
     return path
 
 
@@ -43,17 +51,19 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("rf")
     synth_rf(root / "sigmf", num_recordings=1, duration_s=0.4, sample_rate=1e5,
              bursts_per_second=10, burst_duration_s=(0.02, 0.05))
-    a = tiny_checkpoint(root / "a.ckpt", ["chirp", "tone"], 64, with_class_path=True)
-    b = tiny_checkpoint(root / "b.ckpt", ["psk"], 32, with_class_path=False)
+    a = tiny_checkpoint(root / "a.ckpt", ["chirp", "tone"], 64)
+    b = tiny_checkpoint(root / "b.ckpt", ["psk"], 32)
     return root, root / "sigmf" / "synth_000.sigmf-meta", [a, b]
 
 
 def test_checkpoints_load_with_their_classes_and_sizes(setup):
     _, _, (a, b) = setup
-    first, second = load_model(a), load_model(b)
+    first, second = load_detector(a), load_detector(b)
     assert isinstance(first.task, FasterRCNNTask) and not first.task.training
-    assert (first.class_names, first.image_size) == (["chirp", "tone"], 64)
-    assert (second.class_names, second.image_size) == (["psk"], 32)
+    assert (first.spec.class_names, first.spec.input_size) == (["chirp", "tone"], (64, 64))
+    assert (second.spec.class_names, second.spec.input_size) == (["psk"], (32, 32))
+    assert second.spec.category_ids == [1] and second.spec.spectrogram["nfft"] == 128
+    assert first.task.class_names == ["chirp", "tone"] and first.name == "a"
 
 
 def test_detect_writes_json_and_a_readable_sigmf(setup):
@@ -101,3 +111,38 @@ def test_bad_recording_is_a_one_line_error(tmp_path, capsys, setup):
     with pytest.raises(ValueError, match="other than the recording's own folder"):
         main(["rf", "detect", "--models", str(models[0]), "--input", str(setup[1]),
               "--out", str(setup[1].parent)])
+
+
+def test_chunk_duration_comes_from_the_checkpoint(setup):
+    root, meta, _ = setup
+    short = tiny_checkpoint(root / "short.ckpt", ["psk"], 32, chunk_duration_s=0.1)
+    out = root / "out_short"
+    args = ["rf", "detect", "--models", str(short), "--input", str(meta), "--deadline_ms", "1e9"]
+    assert main([*args, "--out", str(out)]) == 0
+    result = json.loads((out / "synth_000.detections.json").read_text())
+    assert result["settings"]["chunk_duration_s"] == 0.1 and result["chunks"] == 4
+    with pytest.warns(UserWarning, match=r"chunk_duration_s 0.2 \(given\) differs from the 0.1"):
+        main([*args, "--out", str(root / "out_long"), "--chunk_duration_s", "0.2"])
+    result = json.loads((root / "out_long" / "synth_000.detections.json").read_text())
+    assert result["chunks"] == 2
+
+
+def test_a_second_model_trained_on_other_chunks_is_named(setup):
+    root, meta, (a, _) = setup
+    short = tiny_checkpoint(root / "short2.ckpt", ["psk"], 32, chunk_duration_s=0.1)
+    with pytest.warns(UserWarning, match="differs from the 0.1 model short2 was trained with"):
+        main(["rf", "detect", "--models", str(a), str(short), "--input", str(meta),
+              "--out", str(root / "out_mixed"), "--deadline_ms", "1e9"])
+
+
+def test_a_checkpoint_without_inference_spec_is_a_one_line_error(setup, tmp_path, capsys):
+    _, meta, (a, _) = setup
+    old = torch.load(a, weights_only=True)
+    del old["neo_inference_spec"]
+    torch.save(old, tmp_path / "old.ckpt")
+    with pytest.raises(CheckpointError, match=r"old\.ckpt: no inference spec"):
+        load_detector(tmp_path / "old.ckpt")
+    code = main(["rf", "detect", "--models", str(tmp_path / "old.ckpt"), "--input", str(meta),
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "no inference spec" in err and len(err.strip().splitlines()) == 1

@@ -38,9 +38,10 @@ def test_labels_splits_resize_and_ground_truth(tmp_path):
     first = next(a for a in gt["annotations"] if a["image_id"] == record.image_id)
     assert first["bbox"][2] == pytest.approx(record.boxes[0, 2] - record.boxes[0, 0])  # original px
     assert dm.ground_truth("test")["images"][0]["id"] in {r.image_id for r in dm.records("test")}
-    state = dm.state_dict()
-    assert state["image_size"] == 32 and state["labels"] == ["a", "b"]
-    assert state["spectrogram"]["nfft"] == 64
+    preprocessing = dm.inference_preprocessing()
+    assert preprocessing["input_size"] == (32, 32) and preprocessing["resize"] == "stretch"
+    assert dm.class_names == ["a", "b"]
+    assert preprocessing["spectrogram"] == {"nfft": 64, "hop": 32, "image_size": 64}
 
 
 def test_training_flip_is_in_time_only(tmp_path):
@@ -112,3 +113,71 @@ def test_missing_root_and_image_size_mismatch(tmp_path):
     data = json.loads(path.read_text())
     path.write_text(json.dumps({**data, "width": 100}))
     assert make(root).check()["all"].counts()["image size mismatch"] == 1
+
+
+def test_inference_preprocessing_carries_the_manifest_stft_settings(tmp_path):
+    root = write_dataset(tmp_path)
+    manifest = root / "20240101_000000" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["settings"] = {
+        "chunk_duration_s": 0.1,
+        "overlap": 0.0,
+        "nfft": 64,
+        "hop": 32,
+        "image_size": 64,
+        "min_box_px": 2.0,
+        "floor_percentile": 5.0,
+        "ceiling_percentile": 99.0,
+        "min_range_db": 30.0,
+    }
+    manifest.write_text(json.dumps(data))
+    assert make(root, image_size=48).inference_preprocessing() == {
+        "input_size": (48, 48),
+        "resize": "stretch",
+        "spectrogram": {
+            "nfft": 64,
+            "hop": 32,
+            "image_size": 64,
+            "chunk_duration_s": 0.1,
+            "floor_percentile": 5.0,
+            "ceiling_percentile": 99.0,
+            "min_range_db": 30.0,
+        },
+    }
+    bare = make(write_dataset(tmp_path / "bare", manifest=False))
+    assert bare.inference_preprocessing()["spectrogram"] is None
+
+
+def test_ground_truth_category_ids_come_from_the_categories(tmp_path):
+    dm = make(write_dataset(tmp_path))
+    dm._categories = [{"id": 10, "name": "a"}, {"id": 20, "name": "b"}]
+    annotations = dm.ground_truth("val")["annotations"]
+    assert {a["category_id"] for a in annotations} == {10, 20}
+
+
+def test_folds_and_callback_share_one_table_lookup(tmp_path, monkeypatch):
+    import neo.data.base as base
+
+    calls = []
+    real = base.auto_tune
+    monkeypatch.setattr(base, "auto_tune", lambda *a: calls.append(a) or real(*a))
+    dm = make(write_dataset(tmp_path), num_folds=None)
+    assert dm.num_folds == 0 and dm.tuning["num_labeled_samples"] == 6
+    assert dm.tuning["epochs"] == 100 and len(calls) == 1
+
+
+def test_negative_boxes_have_their_own_kind_and_setup_counts_problems(tmp_path, caplog):
+    root = write_dataset(tmp_path, recordings=4, chunks=1)
+    swapped = {"label": "a", "x_min": 30, "y_min": 2, "x_max": 10, "y_max": 20}
+    clipped = {"label": "b", "x_min": -4, "y_min": 2, "x_max": 10, "y_max": 20}
+    write_chunk(root / "20240101_000000", "rec0_000", [swapped, clipped])
+    report = make(root).check()["all"]
+    assert report.counts()["negative box size"] == 1
+    assert "zero-size box dropped" not in report.counts()
+    caplog.set_level("INFO")
+    dm = make(root, num_folds=0, test_fraction=0.0, val_fraction=0.25)
+    dm.setup("fit")
+    lines = [r.getMessage() for r in caplog.records if "neo data check" in r.getMessage()]
+    split = "train" if "rec0" in dm.split.train else "val"
+    assert len(lines) == 1 and lines[0].startswith(f"{split} data (")
+    assert "1 negative box size" in lines[0] and "1 box clipped to image" in lines[0]

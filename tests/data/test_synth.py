@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
+from neo.data.problems import DatasetError
 from neo.data.synth import render_image, synth, synthesize_coco
 
 SMALL = {"num_train": 3, "num_val": 2, "height": 144, "width": 256}
@@ -93,11 +94,11 @@ def test_idempotent_and_conflicts(tmp_path: Path) -> None:
     assert synthesize_coco(tmp_path / "ds", **SMALL) == out
     assert (marker.stat().st_mtime_ns, _files(out)) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no temporary directory left
-    with pytest.raises(FileExistsError, match="other parameters"):
+    with pytest.raises(DatasetError, match="other parameters"):
         synthesize_coco(tmp_path / "ds", **{**SMALL, "seed": 1})
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.txt").write_text("x")
-    with pytest.raises(FileExistsError, match="not a complete synthetic dataset"):
+    with pytest.raises(DatasetError, match="not a complete synthetic dataset"):
         synthesize_coco(tmp_path / "other", **SMALL)
     with pytest.raises(ValueError, match="num_classes"):
         synthesize_coco(tmp_path / "bad", num_classes=9, **SMALL)

@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from neo.inference import Detections, LoadedModel, MultiModelDetector, merge_detections
+from neo.inference.loading import LoadedDetector
+from neo.inference.merge import Detections, merge_detections
+from neo.inference.multi_model import MultiModelDetector
+from neo.inference.spec import InferenceSpec
 
 
 class FixedTask:
-    """Returns the same detections (labels 0..C-1, input pixels) for every image."""
+    """Returns the same detections (labels 0..C-1, input pixels) for every image, padded to 4
+    rows as the inference contract pads them."""
 
     def __init__(self, boxes, scores, labels):
-        self.output = {
-            "boxes": torch.tensor(boxes, dtype=torch.float32),
-            "scores": torch.tensor(scores),
-            "labels": torch.tensor(labels),
-        }
-        self.seen: list[tuple[int, ...]] = []
+        n = len(scores)
+        self.boxes = torch.zeros(1, 4, 4)
+        self.boxes[0, :n] = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+        self.scores = torch.zeros(1, 4)
+        self.scores[0, :n] = torch.tensor(scores)
+        self.labels = torch.full((1, 4), -1, dtype=torch.int64)
+        self.labels[0, :n] = torch.tensor(labels)
+        self.seen: list[tuple[tuple[int, ...], torch.dtype]] = []
 
-    def detect(self, images, targets):
-        self.seen.append(tuple(images.shape))
-        return [dict(self.output)]
+    def __call__(self, images):
+        self.seen.append((tuple(images.shape), images.dtype))
+        return self.boxes, self.scores, self.labels
 
 
-def model(task, names, size, name) -> LoadedModel:
-    return LoadedModel(task, names, size, name, {})
+def model(task, names, size, name) -> LoadedDetector:
+    spec = InferenceSpec(
+        "neo.tasks.FasterRCNNTask", list(range(1, len(names) + 1)), names, (size, size),
+        "stretch", spectrogram={"nfft": 64, "hop": 32, "image_size": size},
+    )
+    return LoadedDetector(task, spec, name)
 
 
 def test_same_label_overlap_keeps_the_best_and_its_model_id():
@@ -40,7 +51,8 @@ def test_same_label_overlap_keeps_the_best_and_its_model_id():
         iou_threshold=0.5,
     )
     merged = detector(torch.rand(64, 64))
-    assert a.seen == [(1, 3, 32, 32)] and b.seen == [(1, 3, 64, 64)]  # each at its own size
+    # each at its own size, as uint8 (the task converts to float)
+    assert a.seen == [((1, 3, 32, 32), torch.uint8)] and b.seen == [((1, 3, 64, 64), torch.uint8)]
     found = sorted(
         zip(merged.labels, merged.model_ids.tolist(), merged.boxes.tolist(), merged.scores.tolist())
     )
@@ -67,3 +79,10 @@ def test_merge_by_name_across_models():
     assert merged.labels == ["ofdm", "psk"]  # highest score first
     assert merged.model_ids.tolist() == [1, 1]
     assert len(merge_detections([Detections.empty()])) == 0
+
+
+def test_a_model_without_spectrogram_settings_is_refused():
+    task = FixedTask([], [], [])
+    spec = InferenceSpec("neo.tasks.RTDETRTask", [1], ["car"], (64, 64), "letterbox")
+    with pytest.raises(ValueError, match="coco: not a spectrogram detector"):
+        MultiModelDetector([LoadedDetector(task, spec, "coco")])

@@ -122,3 +122,40 @@ def test_accumulator_sums_across_ranks(tmp_path):
     results = [tuple(map(int, (tmp_path / f"{r}.txt").read_text().split())) for r in range(2)]
     assert results[0][:3] == results[1][:3] == (1, 1, 1)
     assert results[0][3] == 1 and results[1][3] == 2  # local counts untouched by the sync
+
+
+def _padded_worker(rank, world, init_file, out_dir):
+    from torch.utils.data import DistributedSampler
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        acc = PRFAccumulator(1)
+        # 3 images with one perfectly detected object each; the sampler pads rank 1 with image 0
+        indices = list(DistributedSampler(range(3), num_replicas=world, rank=rank, shuffle=False))
+        for i in indices:
+            box = [[10.0 * i, 0, 10.0 * i + 5, 5]]
+            acc.update([det(box, [0.9], [0])], [gt(box, [0])], image_ids=[100 + i])
+        r = acc.compute()
+        (out_dir / f"{rank}.txt").write_text(f"{r['tp']} {r['fp']} {r['fn']} {len(indices)}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_accumulator_counts_each_image_once_across_ranks(tmp_path):
+    mp.start_processes(
+        _padded_worker, args=(2, tmp_path / "init", tmp_path), nprocs=2, join=True,
+        start_method="fork",
+    )
+    results = [tuple(map(int, (tmp_path / f"{r}.txt").read_text().split())) for r in range(2)]
+    assert results[0][3] == results[1][3] == 2  # 4 samples for 3 images: one repeated
+    assert results[0][:3] == results[1][:3] == (3, 0, 0)
+
+
+def test_accumulator_ignores_an_image_seen_again():
+    acc = PRFAccumulator(1)
+    acc.update([det([[0, 0, 5, 5]], [0.9], [0])], [gt([[0, 0, 5, 5]], [0])], image_ids=[7])
+    acc.update([det([[0, 0, 5, 5]], [0.9], [0])], [gt([[0, 0, 5, 5]], [0])], image_ids=[7])
+    acc.update([det([], [], [])], [gt([[0, 0, 5, 5]], [0])])  # no id: always counted
+    assert (acc.compute()["tp"], acc.compute()["fn"]) == (1, 1)
+    with pytest.raises(ValueError, match="2 image ids for 1 images"):
+        acc.update([det([], [], [])], [gt([], [])], image_ids=[1, 2])

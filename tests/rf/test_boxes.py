@@ -22,9 +22,9 @@ def test_geometry():
 
 def test_box_matches_hand_computation():
     box = annotation_box(ann(100, 200, 100.0, 250.0), FC, 0, GEOM)
-    # x = s/hop * 2; y = (fs/2 - f)/fs * nfft * 0.5
-    assert box.x_min == pytest.approx(100 / 32 * 2)  # 6.25
-    assert box.x_max == pytest.approx(300 / 32 * 2)  # 18.75
+    # centred frames: x = (s - (nfft - hop)/2)/hop * 2; y = (fs/2 - f)/fs * nfft * 0.5
+    assert box.x_min == pytest.approx((100 - 16) / 32 * 2)  # 5.25
+    assert box.x_max == pytest.approx((300 - 16) / 32 * 2)  # 17.75
     assert box.y_min == pytest.approx((500 - 250) / 1000 * 64 * 0.5)  # 8.0
     assert box.y_max == pytest.approx((500 - 100) / 1000 * 64 * 0.5)  # 12.8
 
@@ -56,7 +56,7 @@ def test_small_boxes_dropped_and_counted():
 def test_full_band_without_edges():
     (box,), _ = chunk_boxes([ann(64, 64)], lambda s: FC, 0, GEOM)
     assert (box.y_min, box.y_max) == (0.0, 32.0)
-    assert box.x_min == pytest.approx(4.0) and box.x_max == pytest.approx(8.0)
+    assert box.x_min == pytest.approx(3.0) and box.x_max == pytest.approx(7.0)
 
 
 def test_capture_centre_used_per_annotation():

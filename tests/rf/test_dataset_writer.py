@@ -3,9 +3,12 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from neo.rf import make_spectrograms, synth_rf
-from neo.rf.recording import Recording, RecordingError
+from neo.rf.boxes import Geometry, annotation_box, box_to_annotation
+from neo.rf.recording import Annotation, Recording, RecordingError
+from neo.rf.spectrogram import Spectrogram
 from tests.helpers.sigmf import write_recording
 
 TINY = dict(chunk_duration_s=0.1, nfft=64, hop=32, image_size=64)
@@ -49,7 +52,7 @@ def test_synth_is_deterministic_and_refuses_to_overwrite(synth, tmp_path):
     )
     for name in ("synth_001.sigmf-data", "synth_001.sigmf-meta"):
         assert (again / name).read_bytes() == (synth / name).read_bytes()
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ValueError, match=r"again: already exists \(add `--overwrite true`"):
         synth_rf(again)
 
 
@@ -153,3 +156,62 @@ def test_short_recording_is_an_error(tmp_path):
 def test_missing_input(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no \.sigmf-meta files"):
         make_spectrograms(tmp_path, tmp_path / "out")
+
+
+def _half_power_edges(profile: np.ndarray, x_scale: float) -> list[float]:
+    """Half-power crossings of a per-frame power profile, in pixels.
+
+    Interpolated between frame centres; frame j is drawn over pixels [j, j + 1) · x_scale.
+    """
+    half = profile.max() / 2
+    centres = (np.arange(len(profile)) + 0.5) * x_scale
+    edges = []
+    for j in np.flatnonzero((profile[:-1] < half) != (profile[1:] < half)):
+        a, b = profile[j], profile[j + 1]
+        edges.append(centres[j] + (half - a) / (b - a) * x_scale)
+    return edges
+
+
+def test_box_edges_sit_on_the_half_power_edges_of_the_burst(tmp_path):
+    fs, nfft, hop, size = 1e6, 4096, 2048, 1024
+    samples = 200_000  # one 0.2 s chunk: 96 frames -> 10.67 px per frame
+    iq = np.zeros(samples, np.complex64)
+    # one burst aligned on frame halves, one a quarter frame off
+    bursts = [(nfft // 2 + 41 * hop // 2, 30 * hop), (nfft // 2 + 241 * hop // 4, 35 * hop // 2)]
+    t = np.arange(samples)
+    for start, count in bursts:
+        iq[start : start + count] = np.exp(2j * np.pi * 0.1 * t[start : start + count])
+    annotations = [
+        {
+            "core:sample_start": start,
+            "core:sample_count": count,
+            "core:freq_lower_edge": 0.05e6,
+            "core:freq_upper_edge": 0.15e6,
+            "core:label": "tone",
+        }
+        for start, count in bursts
+    ]
+    meta = write_recording(tmp_path, "rec", iq, sample_rate=fs, annotations=annotations)
+    run = make_spectrograms(
+        meta, tmp_path / "out", chunk_duration_s=0.2, nfft=nfft, hop=hop, image_size=size
+    )
+    boxes = json.loads((run / "rec_000_bboxes.json").read_text())["bboxes"]
+    frames = 1 + (samples - nfft) // hop
+    x_scale = size / frames
+    power = Spectrogram(nfft, hop, image_size=size).power(torch.from_numpy(iq)).sum(0).numpy()
+    per_frame = power[((np.arange(frames) + 0.5) * x_scale).astype(int)]
+    edges = _half_power_edges(per_frame, x_scale)
+    assert len(edges) == 4 and len(boxes) == 2
+    box_edges = [x for b in boxes for x in (b["x_min"], b["x_max"])]
+    assert np.abs(np.array(box_edges) - np.array(edges)).max() <= 2.0
+
+
+def test_round_trip_annotation_box_annotation_at_full_size():
+    geometry = Geometry(1e6, 4096, 2048, 200_000, 1024, 1024)
+    original = Annotation(123_457, 54_321, 2.4e9 - 1e5, 2.4e9 + 2e5, "psk")
+    box = annotation_box(original, 2.4e9, 100_000, geometry)
+    back = box_to_annotation(box, 100_000, 2.4e9, geometry)
+    assert back["core:sample_start"] == original.sample_start
+    assert back["core:sample_count"] == original.sample_count
+    assert back["core:freq_lower_edge"] == pytest.approx(original.freq_lower_edge)
+    assert back["core:freq_upper_edge"] == pytest.approx(original.freq_upper_edge)

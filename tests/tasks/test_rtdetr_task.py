@@ -130,7 +130,7 @@ def test_detect_returns_input_pixel_boxes_and_keeps_train_mode():
     task = tiny_task()
     task.train()
     images = torch.rand(2, 3, 90, 160)
-    detections = task.detect(images, [{}, {}])
+    detections = task.detect(images)
     assert task.model.training
     assert len(detections) == 2
     for det in detections:
@@ -151,7 +151,7 @@ def test_detect_scales_model_boxes_by_the_input_size(monkeypatch):
         "pred_boxes": torch.tensor([[[0.5, 0.5, 0.5, 0.5], [0.25, 0.25, 0.1, 0.1]]]),
     }
     monkeypatch.setattr(task.model, "forward", lambda images, targets=None: fake)
-    (det,) = task.detect(torch.zeros(1, 3, 64, 128), [{}])
+    (det,) = task.detect(torch.zeros(1, 3, 64, 128))
     assert det["labels"][:2].tolist() == [0, 1]
     assert torch.allclose(det["boxes"][0], torch.tensor([32.0, 16.0, 96.0, 48.0]))
     assert torch.allclose(det["boxes"][1], torch.tensor([25.6, 12.8, 38.4, 19.2]))

@@ -6,6 +6,11 @@ neo's loader: CocoDataModule's training DataLoader with the full augmentation pi
 multi-scale letterbox, flip, colour jitter, box-safe crop) and collation. Raw limit: the same
 images through cv2.imread + cv2.resize to the same canvases only, same workers, same collation.
 Target: neo >= 0.8 x raw.
+
+Multi-scale batching: the same augmentation with a canvas drawn per sample (each batch padded to
+its largest member, as before) and with one canvas per batch (``MultiScaleBatchSampler``, now):
+mean pixels per batch tensor and the fraction of them that is collation padding (beyond each
+sample's own canvas).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from neo.data import CocoDataModule
 from neo.data.demo import default_cache_dir
 from neo.data.detection_dataset import collate_detection
+from neo.data.multi_scale import MultiScaleBatchSampler
 from neo.data.synth import synthesize_coco
 from neo.data.transforms import DEFAULT_TRAIN_SIZES
 
@@ -44,15 +50,35 @@ class RawDataset(Dataset):
         return torch.from_numpy(image).permute(2, 0, 1), {}
 
 
+def _endless(loader: DataLoader):
+    while True:
+        yield from loader
+
+
 def throughput(loader: DataLoader, batches: int) -> float:
     """Images per second over ``batches`` batches after one warm-up batch (workers started)."""
-    iterator = itertools.cycle(loader) if len(loader) < batches + 1 else iter(loader)
+    iterator = _endless(loader)
     next(iterator)
     count, start = 0, time.perf_counter()
     for _ in range(batches):
         images, _ = next(iterator)
         count += images.shape[0]
     return count / (time.perf_counter() - start)
+
+
+def collate_with_canvases(batch):
+    """The batch tensor and each sample's own canvas (h, w)."""
+    images, _ = collate_detection(batch)
+    return images, [tuple(image.shape[1:]) for image, _ in batch]
+
+
+def padding_stats(loader: DataLoader, batches: int) -> tuple[float, float]:
+    """Mean pixels per batch tensor and the fraction of them that is collation padding."""
+    batch_pixels, sample_pixels = 0, 0
+    for images, canvases in itertools.islice(_endless(loader), batches):
+        batch_pixels += images.shape[0] * images.shape[2] * images.shape[3]
+        sample_pixels += sum(h * w for h, w in canvases)
+    return batch_pixels / batches, 1 - sample_pixels / batch_pixels
 
 
 def main() -> None:
@@ -108,6 +134,20 @@ def main() -> None:
     print(f"raw limit (cv2 decode + resize): {raw_ips:7.1f} images/s")
     print(f"neo training loader:             {neo_ips:7.1f} images/s")
     print(f"ratio neo / raw: {ratio:.2f}  (target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'})")
+
+    dataset = datamodule.train_dataset
+    common = {"num_workers": args.workers, "collate_fn": collate_with_canvases}
+    torch.manual_seed(0)
+    per_sample = DataLoader(dataset, args.batch_size, shuffle=True, drop_last=True, **common)
+    sampler = MultiScaleBatchSampler(
+        RandomSampler(dataset), args.batch_size, True, list(DEFAULT_TRAIN_SIZES)
+    )
+    per_batch = DataLoader(dataset, batch_sampler=sampler, **common)
+    print(f"multi-scale over {len(DEFAULT_TRAIN_SIZES)} canvases, {args.batches} batches:")
+    runs = (("canvas per sample (before)", per_sample), ("canvas per batch", per_batch))
+    for name, loader in runs:
+        pixels, padding = padding_stats(loader, args.batches)
+        print(f"  {name:27s} {pixels / 1e6:6.2f} Mpixel per batch, {padding:5.1%} padding")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def evaluate(task: RTDETRTask, loader: DataLoader, ground_truth: dict) -> dict[s
     evaluator = CocoEvaluator(ground_truth)
     task.eval()
     for images, targets in loader:
-        detections = task.detect(task.to_float(images), targets)
+        detections = task.detect(images)
         image_ids = [int(t["image_id"]) for t in targets]
         evaluator.update(task.to_coco_results(detections, targets), image_ids)
     task.train()

@@ -1,23 +1,6 @@
 """RT-DETRv2 in pure PyTorch: faithful to the official model, any input size (multiple of 32)."""
 
-from neo.models.rtdetr.backbone import PResNet, freeze_batch_norm
-from neo.models.rtdetr.build import VARIANTS, RTDETRConfig, build_rtdetr, rtdetr_config
-from neo.models.rtdetr.checkpoint import LoadReport, extract_state_dict, load_official_state_dict
-from neo.models.rtdetr.criterion import RTDETRCriterion
-from neo.models.rtdetr.decoder import RTDETRDecoder
-from neo.models.rtdetr.deformable_attention import (
-    MSDeformableAttention,
-    multi_scale_deformable_sample,
-)
-from neo.models.rtdetr.denoising import DenoisingGroups, build_denoising_groups
-from neo.models.rtdetr.hybrid_encoder import HybridEncoder
-from neo.models.rtdetr.matcher import HungarianMatcher
-from neo.models.rtdetr.model import RTDETR, SIZE_DIVISOR
-from neo.models.rtdetr.positional_encoding import (
-    SinCosPositionEmbedding2D,
-    sincos_position_embedding_2d,
-)
-from neo.models.rtdetr.postprocess import RTDETRPostProcessor
+from neo.utils.lazy import lazy_exports
 
 __all__ = [
     "RTDETR",
@@ -43,3 +26,32 @@ __all__ = [
     "rtdetr_config",
     "sincos_position_embedding_2d",
 ]
+_PACKAGE = "neo.models.rtdetr"
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(["PResNet", "freeze_batch_norm"], f"{_PACKAGE}.backbone"),
+        **dict.fromkeys(
+            ["VARIANTS", "RTDETRConfig", "build_rtdetr", "rtdetr_config"], f"{_PACKAGE}.build"
+        ),
+        **dict.fromkeys(
+            ["LoadReport", "extract_state_dict", "load_official_state_dict"],
+            f"{_PACKAGE}.checkpoint",
+        ),
+        "RTDETRCriterion": f"{_PACKAGE}.criterion",
+        "RTDETRDecoder": f"{_PACKAGE}.decoder",
+        **dict.fromkeys(
+            ["MSDeformableAttention", "multi_scale_deformable_sample"],
+            f"{_PACKAGE}.deformable_attention",
+        ),
+        **dict.fromkeys(["DenoisingGroups", "build_denoising_groups"], f"{_PACKAGE}.denoising"),
+        "HybridEncoder": f"{_PACKAGE}.hybrid_encoder",
+        "HungarianMatcher": f"{_PACKAGE}.matcher",
+        **dict.fromkeys(["RTDETR", "SIZE_DIVISOR"], f"{_PACKAGE}.model"),
+        **dict.fromkeys(
+            ["SinCosPositionEmbedding2D", "sincos_position_embedding_2d"],
+            f"{_PACKAGE}.positional_encoding",
+        ),
+        "RTDETRPostProcessor": f"{_PACKAGE}.postprocess",
+    },
+)
