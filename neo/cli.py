@@ -30,6 +30,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
 # verb -> module with ``description()``, ``add_verbs(parser)`` and ``run(config) -> int``
 TOOL_VERBS = {"data": "neo.commands.data", "rf": "neo.commands.rf_detect"}
 CROSS_VALIDATION = "cv"
+# model arguments set from the data module at instantiation (see add_arguments_to_parser)
+LINKED_MODEL_KEYS = ("num_classes",)
 # ``--ckpt_path`` values that Lightning resolves itself
 LIGHTNING_CKPT_NAMES = ("best", "hpc", "registry")
 
@@ -166,7 +168,7 @@ class NeoCLI(LightningCLI):
         from_checkpoint = [
             f"{k}={after[k]!r} (config: {before[k]!r})"
             for k in hparams
-            if k in before and k not in explicit and after[k] != before[k]
+            if k in before and k not in (*explicit, *LINKED_MODEL_KEYS) and after[k] != before[k]
         ]
         if from_checkpoint:
             _note(f"model settings from {path}: {', '.join(from_checkpoint)}")
@@ -302,7 +304,12 @@ def command_line_model_keys(argv: list[str]) -> set[str]:
 
 
 def one_line(error: BaseException) -> str:
-    """An exception's message on one line."""
+    """An exception's message on one line: its root cause's when that is a user error too.
+
+    (jsonargparse reports a data module's ValueError inside a long "does not validate" error.)
+    """
+    while isinstance(error.__cause__, USER_ERRORS):
+        error = error.__cause__
     return " ".join(str(error).split()) or type(error).__name__
 
 

@@ -26,7 +26,7 @@ def add_check_arguments(parser: ArgumentParser) -> None:
     parser.add_subclass_arguments(LightningDataModule, "data", required=False)
     # the other sections of a neo config are accepted and ignored
     for key in ("trainer", "model", "optimizer", "lr_scheduler"):
-        parser.add_argument(f"--{key}", type=dict | bool | None, help=SUPPRESS)
+        parser.add_argument(f"--{key}", type=dict | str | bool | None, help=SUPPRESS)
     parser.add_argument("--seed_everything", type=bool | int | None, help=SUPPRESS)
     parser.add_argument("--ckpt_path", type=str | None, help=SUPPRESS)
 

@@ -385,9 +385,10 @@ def _run(
 class TrainTransform:
     """Multi-scale 16:9 training augmentation with letterbox padding.
 
-    Per sample: one canvas drawn from ``sizes``; a bbox-safe crop (probability ``crop_prob``,
-    area 50–100 %, image aspect ratio kept, all boxes inside); an aspect-preserving resize that
-    fits the canvas; a horizontal flip; colour jitter; bottom/right padding to the canvas. Boxes
+    Per sample: a canvas (the batch's when given, else drawn from ``sizes``); a bbox-safe crop
+    (probability ``crop_prob``, area 50–100 %, image aspect ratio kept, all boxes inside); an
+    aspect-preserving resize that fits the canvas; a horizontal flip; colour jitter;
+    bottom/right padding to the canvas. Boxes
     are clipped to the image and boxes narrower or shorter than ``min_box_size`` pixels after the
     transforms are removed with their labels.
 

@@ -190,3 +190,13 @@ def test_data_verbs_have_help(capsys):
             main(["data", verb, "--help"])
         assert exit_info.value.code == 0
         assert "--" in capsys.readouterr().out
+
+
+def test_data_check_reads_a_config_made_of_fragments(capsys):
+    try:
+        code = main(["data", "check", "--config", "configs/demo/faster_rcnn.yaml", "--no_decode"])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    assert "OK" in captured.out

@@ -108,9 +108,10 @@ def test_bad_recording_is_a_one_line_error(tmp_path, capsys, setup):
     assert main(["rf", "detect", "--models", json.dumps([str(models[0])]), "--input", str(bad),
                  "--out", str(tmp_path / "o")]) == 1
     assert "x.sigmf-meta: not valid SigMF metadata" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="other than the recording's own folder"):
-        main(["rf", "detect", "--models", str(models[0]), "--input", str(setup[1]),
-              "--out", str(setup[1].parent)])
+    assert main(["rf", "detect", "--models", str(models[0]), "--input", str(setup[1]),
+                 "--out", str(setup[1].parent)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("neo: error:") and "other than the recording's own folder" in line
 
 
 def test_chunk_duration_comes_from_the_checkpoint(setup):
