@@ -77,7 +77,8 @@ class NeoCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
         self.exit_code = 0
-        self._argv = list(sys.argv[1:] if args is None else args) if run else []
+        command_line = sys.argv[1:] if args is None else args
+        self._argv = list(command_line) if isinstance(command_line, list) else []
         kwargs.setdefault("trainer_class", NeoTrainer)
         super().__init__(
             model_class=LightningModule,
@@ -99,14 +100,18 @@ class NeoCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        """The model verbs and the arguments of their function that are not options."""
+        """The model verbs and the arguments of their function that are not options.
+
+        A new model verb is a :class:`NeoTrainer` method taking the built ``model`` and
+        ``datamodule`` (like ``Trainer.validate``), listed here with those two skipped.
+        """
         return {**LightningCLI.subcommands(), CROSS_VALIDATION: {"build_fold"}}
 
     def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
         self._subcommand_parsers: dict[str, LightningArgumentParser] = {}
         subcommands = parser.add_subcommands()
         for verb, skip in self.subcommands().items():
-            sub_kwargs = kwargs.get(verb, {})
+            sub_kwargs = dict(kwargs.get(verb, {}))
             if verb == CROSS_VALIDATION:
                 from neo.commands.cv import cross_validate
 
@@ -142,15 +147,20 @@ class NeoCLI(LightningCLI):
         if not isinstance(config, Namespace) or not config.get("ckpt_path"):
             return
         if config.ckpt_path == "last":
-            config.ckpt_path = str(self._resume_latest_run(config))
+            config.ckpt_path = str(self._latest_run_checkpoint(config, resume=verb == "fit"))
         path = str(config.ckpt_path)
         if path in LIGHTNING_CKPT_NAMES or "://" in path:
             return
-        hparams = dict(read_checkpoint(path).get("hyper_parameters") or {})
+        from neo.inference.spec import SPEC_KEY
+
+        checkpoint = read_checkpoint(path)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
-        saved_class = hparams.pop("_class_path", None)
+        spec = checkpoint.get(SPEC_KEY) or {}
+        saved_class = hparams.pop("_class_path", None) or spec.get("task_class")
+        del checkpoint
         model = config.model
-        if saved_class and _resolve(saved_class) is not _resolve(model.class_path):
+        if saved_class and _resolve(saved_class) != _resolve(model.class_path):
             raise CheckpointError(
                 f"{path}: a {saved_class} checkpoint, but the config's model is "
                 f"{model.class_path}; give the config the checkpoint was trained with"
@@ -176,8 +186,8 @@ class NeoCLI(LightningCLI):
             given = ", ".join(f"{k}={v!r}" for k, v in explicit.items())
             _note(f"model settings from the command line: {given}")
 
-    def _resume_latest_run(self, config: Namespace) -> Path:
-        """``last.ckpt`` of the config's newest run, whose folder the resumed run continues."""
+    def _latest_run_checkpoint(self, config: Namespace, resume: bool) -> Path:
+        """``last.ckpt`` of the config's newest run; ``resume``: continue in that run's folder."""
         trainer = config.trainer
         default_root = Path(trainer.get("default_root_dir") or ".")
         for callback in trainer.get("callbacks") or []:
@@ -214,9 +224,11 @@ class NeoCLI(LightningCLI):
                 f"({root}/version_*/{LAST_CHECKPOINT})"
             )
         version, path = found
+        if not resume:
+            return path
         init_args.version = version
         log_dir = path.parent.parent
-        kept = keep_previous_metrics(log_dir)
+        kept = keep_previous_metrics(log_dir) if rank_zero_only.rank == 0 else None
         note = f"; earlier metrics kept in {kept.name}" if kept else ""
         _note(f"resuming {path}; the run continues in {log_dir}{note}")
         return path

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 
 from neo.data.problems import DatasetError
+from neo.utils.atomic import staging_folder
 
 SHAPES: tuple[str, ...] = ("disc", "box", "triangle", "star")
 CATEGORY_IDS: tuple[int, ...] = (1, 3, 7, 12)
@@ -330,7 +330,7 @@ def synthesize_coco(
         return out
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    tmp = staging_folder(out.parent, f".{out.name}.tmp-{os.getpid()}-")
     try:
         (tmp / "annotations").mkdir()
         for split, count in (("train", num_train), ("val", num_val)):

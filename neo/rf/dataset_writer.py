@@ -13,7 +13,6 @@ half-written under ``out``.
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from neo.rf.boxes import Geometry, chunk_boxes
 from neo.rf.recording import Recording
 from neo.rf.spectrogram import Spectrogram
+from neo.utils.atomic import staging_folder
 
 
 def find_recordings(input: Path) -> list[Path]:
@@ -104,7 +104,7 @@ def make_spectrograms(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     final = _run_folder(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial.", dir=out))
+    staging = staging_folder(out, f".{final.name}.partial.")
     totals = {"chunks": 0, "boxes": 0, "dropped_boxes": 0, "skipped_annotations": 0}
     entries = []
     try:

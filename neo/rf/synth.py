@@ -11,11 +11,12 @@ SNR is in-band: burst power over the noise power that falls inside the burst's b
 """
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import sigmf
+
+from neo.utils.atomic import staging_folder
 
 CLASSES = ("tone", "chirp", "psk", "ofdm")
 _NOISE_POWER = 1e-2
@@ -164,7 +165,7 @@ def synth_rf(
     out.parent.mkdir(parents=True, exist_ok=True)
     num_samples = round(duration_s * sample_rate)
     streams = np.random.SeedSequence(seed).spawn(num_recordings)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = staging_folder(out.parent, f".{out.name}.")
     try:
         for index, stream in enumerate(streams):
             data, bursts = _recording(

@@ -38,6 +38,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def staging_folder(parent: Path, prefix: str) -> Path:
+    """A new empty folder in ``parent`` for files that are moved into place when complete.
+
+    Unlike ``tempfile.mkdtemp`` (mode ``0o700``), it gets the permissions of an ordinary new
+    folder (``0o777`` less the umask), which it keeps once renamed to its final name.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(folder, 0o777 & ~current_umask())
+    return folder
+
+
 def remove_stale_temporaries(folder: Path, suffix: str = "") -> list[Path]:
     """Deletes temporaries that an interrupted :func:`atomic_path` left in ``folder``.
 

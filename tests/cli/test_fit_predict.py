@@ -175,5 +175,32 @@ def test_predict_default_writer_uses_run_dir(trained, tmp_path):
         ]
     )
     # the run's folder: <save_dir>/<name>/version_N/predictions/
-    results = json.loads((tmp_path / "tiny" / "version_0" / "predictions" / "predictions.json").read_text())
+    written = tmp_path / "tiny" / "version_0" / "predictions" / "predictions.json"
+    results = json.loads(written.read_text())
     assert {r["image_id"] for r in results} <= set(range(1, 6))
+
+
+def test_prediction_writer_added_on_the_command_line_writes_into_the_run(
+    trained, tmp_path, monkeypatch
+):
+    (ckpt,) = trained.rglob("last.ckpt")
+    monkeypatch.chdir(tmp_path)  # the writer used to default to ./predictions
+    main(
+        [
+            "predict",
+            "--config",
+            CONFIG,
+            "--ckpt_path",
+            str(ckpt),
+            "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
+            "--trainer.callbacks.render=true",
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert not (tmp_path / "predictions").exists()
+    folder = tmp_path / "runs" / "tiny" / "version_0" / "predictions"
+    assert json.loads((folder / "predictions.json").read_text())
+    assert len(list((folder / "rendered").glob("*.jpg"))) == 5

@@ -84,6 +84,10 @@ class FoldModel(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+def weight(checkpoint: Path) -> torch.Tensor:
+    return torch.load(checkpoint, weights_only=True)["state_dict"]["layer.weight"]
+
+
 @pytest.mark.parametrize(("mode", "best"), [("max", 2), ("min", 0)])
 def test_cv_works_for_any_fold_data_module_and_picks_by_monitor(tmp_path, mode, best):
     out = tmp_path / "cv"
@@ -106,9 +110,9 @@ def test_cv_works_for_any_fold_data_module_and_picks_by_monitor(tmp_path, mode, 
     assert [r["val_images"] for r in rows[:3]] == ["2", "3", "4"]
     assert [float(r["score"]) for r in rows[:3]] == [0.0, 1.0, 2.0]
     assert "train_like" not in rows[0]  # only what validation logs under val/
-    weights = [torch.load(out / f"toy_fold{k}.ckpt")["state_dict"]["layer.weight"] for k in range(3)]
+    weights = [weight(out / f"toy_fold{k}.ckpt") for k in (0, 1, 2)]
     assert len({float(w.sum()) for w in weights}) == 3  # each fold trained on its own data
-    chosen = torch.load(out / "toy_best.ckpt")["state_dict"]["layer.weight"]
+    chosen = weight(out / "toy_best.ckpt")
     assert torch.equal(chosen, weights[best])
 
 

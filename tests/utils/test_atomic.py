@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 
-from neo.utils.atomic import atomic_path
-from neo.utils.checkpoint_io import AtomicCheckpointIO
+from neo.utils.atomic import atomic_path, remove_stale_temporaries, write_json
+from neo.utils.checkpoint_io import AtomicCheckpointIO, CheckpointError
 
 
 def test_failed_write_keeps_old_file(tmp_path):
@@ -26,7 +29,44 @@ class Evil:
 
 def test_load_refuses_pickled_objects(tmp_path):
     torch.save({"obj": Evil()}, tmp_path / "evil.ckpt")
-    with pytest.raises(Exception, match=r"[Ww]eights only"):
+    with pytest.raises(CheckpointError, match=r"evil\.ckpt: not a safe checkpoint") as error:
         AtomicCheckpointIO().load_checkpoint(tmp_path / "evil.ckpt")
-    with pytest.raises(FileNotFoundError, match=r"missing\.ckpt"):
+    assert "weights_only" not in str(error.value)  # never advise unpickling it anyway
+    with pytest.raises(CheckpointError, match=r"missing\.ckpt: checkpoint file not found"):
         AtomicCheckpointIO().load_checkpoint(tmp_path / "missing.ckpt")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_written_files_respect_the_umask(tmp_path, umask):
+    # mkstemp creates 0600 files: others in the group could not read checkpoints or predictions
+    old = os.umask(umask)
+    try:
+        AtomicCheckpointIO().save_checkpoint({"w": torch.ones(1)}, tmp_path / "model.ckpt")
+        write_json(tmp_path / "predictions.json", [])
+    finally:
+        os.umask(old)
+    for name in ("model.ckpt", "predictions.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_stale_temporaries_of_a_killed_save_are_removed(tmp_path):
+    stale = tmp_path / ".last.ckpt.k2j4h1.tmp"
+    stale.write_bytes(b"")
+    keep = [tmp_path / "last.ckpt", tmp_path / ".notes.txt", tmp_path / ".pred.json.x1.tmp"]
+    for path in keep:
+        path.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path, ".ckpt") == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)
+    assert remove_stale_temporaries(tmp_path / "absent") == []
+
+
+def test_generated_dataset_folders_respect_the_umask(tmp_path):
+    from neo.data.synth import synth
+
+    # mkdtemp makes 0700 staging folders: a generated dataset was private once renamed into place
+    old = os.umask(0o002)
+    try:
+        synth(tmp_path / "shapes", num_train=1, num_val=1, height=32, width=64)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shapes").stat().st_mode) == 0o775
