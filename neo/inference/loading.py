@@ -58,7 +58,7 @@ def load_detector(path: Path | str, device: str | torch.device = "cpu") -> Loade
     """Loads a neo checkpoint safely (weights only) as the task class its inference spec names.
 
     The task is built from the checkpoint's hyperparameters (without the arguments that only
-    fetch starting weights, :attr:`~neo.tasks.DetectionTask.initial_weight_args`), its weights
+    fetch starting weights, :meth:`~neo.tasks.DetectionTask.without_initial_weights`), its weights
     are loaded strictly and its spec restored (:meth:`~neo.tasks.DetectionTask.on_load_checkpoint`).
 
     Args:
@@ -87,7 +87,7 @@ def load_detector(path: Path | str, device: str | torch.device = "cpu") -> Loade
     hparams = {
         k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items() if not k.startswith("_")
     }
-    hparams.update({k: v for k, v in task_class.initial_weight_args.items() if k in hparams})
+    hparams = task_class.without_initial_weights(hparams)
     try:
         task = task_class(**hparams)
         task.on_load_checkpoint(checkpoint)

@@ -49,6 +49,7 @@ def build_faster_rcnn(
     pretrained_backbone: bool = False,
     backbone_weights: Path | None = None,
     trainable_backbone_layers: int = 5,
+    frozen_norm: bool | None = None,
     returned_layers: list[int] | None = None,
     fpn_channels: int = 256,
     box_head_dim: int = 1024,
@@ -66,7 +67,8 @@ def build_faster_rcnn(
         backbone: ResNet depth.
         pretrained_backbone: download torchvision's ImageNet weights (needs internet).
         backbone_weights: local ResNet state dict to start from instead.
-        trainable_backbone_layers: ResNet stages trained (5 = all).
+        trainable_backbone_layers: ResNet stages trained when the BatchNorm is frozen (5 = all).
+        frozen_norm: frozen BatchNorm in the backbone; None: exactly when starting from weights.
         returned_layers: ResNet stages (1-4) feeding the FPN; default all four. Dropping stage 1
             (stride 4) saves most of the FPN cost when objects are not tiny.
         fpn_channels: channels of the FPN levels (torchvision: 256); fewer make small models.
@@ -80,12 +82,13 @@ def build_faster_rcnn(
     """
     if pretrained_backbone and backbone_weights is not None:
         raise ValueError("give either pretrained_backbone or backbone_weights, not both")
-    has_weights = pretrained_backbone or backbone_weights is not None
+    if frozen_norm is None:
+        frozen_norm = pretrained_backbone or backbone_weights is not None
     fpn = resnet_fpn_backbone(
         backbone_name=backbone,
         weights=IMAGENET_WEIGHTS[backbone] if pretrained_backbone else None,
-        norm_layer=FrozenBatchNorm2d if has_weights else nn.BatchNorm2d,
-        trainable_layers=trainable_backbone_layers if has_weights else 5,
+        norm_layer=FrozenBatchNorm2d if frozen_norm else nn.BatchNorm2d,
+        trainable_layers=trainable_backbone_layers if frozen_norm else 5,
         returned_layers=returned_layers,
     )
     if fpn_channels != fpn.out_channels:

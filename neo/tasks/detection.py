@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from lightning import LightningModule
@@ -112,9 +112,6 @@ class DetectionTask(LightningModule):
 
     backbone_prefix = "model.backbone."
     size_divisor = 32
-    # init arguments that only fetch starting weights: a checkpoint that supplies every weight is
-    # loaded with these values instead (see neo.inference.load_detector)
-    initial_weight_args: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -146,6 +143,15 @@ class DetectionTask(LightningModule):
     def class_path(cls) -> str:
         """Import path of this task class, as the inference spec records it."""
         return f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def without_initial_weights(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """``hparams`` with the arguments that only fetch starting weights switched off.
+
+        A checkpoint supplies every weight, so :func:`neo.inference.load_detector` builds the
+        task with these (same architecture, nothing downloaded or read besides the checkpoint).
+        """
+        return dict(hparams)
 
     def compute_losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
         """Weighted loss terms for a batch of float images in [0, 1]; their sum is optimised."""

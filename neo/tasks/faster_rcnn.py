@@ -20,6 +20,9 @@ class FasterRCNNTask(DetectionTask):
         pretrained_backbone: download torchvision's ImageNet backbone weights (needs internet).
         backbone_weights: local ResNet state dict to start the backbone from.
         trainable_backbone_layers: ResNet stages trained when starting from weights (5 = all).
+        frozen_backbone_norm: freeze the backbone's BatchNorm layers (and train only
+            ``trainable_backbone_layers`` stages); None: exactly when starting from ImageNet
+            weights, as in torchvision's recipe.
         score_threshold: minimum score of a returned detection.
         nms_threshold: IoU of the per-class non-maximum suppression.
         detections_per_image: detections kept per image.
@@ -44,6 +47,7 @@ class FasterRCNNTask(DetectionTask):
         pretrained_backbone: bool = False,
         backbone_weights: Path | None = None,
         trainable_backbone_layers: int = 3,
+        frozen_backbone_norm: bool | None = None,
         score_threshold: float = 0.01,
         nms_threshold: float = 0.5,
         detections_per_image: int = 100,
@@ -63,6 +67,7 @@ class FasterRCNNTask(DetectionTask):
             pretrained_backbone=pretrained_backbone,
             backbone_weights=backbone_weights,
             trainable_backbone_layers=trainable_backbone_layers,
+            frozen_norm=frozen_backbone_norm,
             returned_layers=returned_layers,
             fpn_channels=fpn_channels,
             box_head_dim=box_head_dim,
@@ -74,6 +79,20 @@ class FasterRCNNTask(DetectionTask):
             box_nms_thresh=nms_threshold,
             box_detections_per_img=detections_per_image,
         )
+
+    @classmethod
+    def without_initial_weights(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """No ImageNet download or weights file; the backbone keeps the frozen BatchNorm it had."""
+        started_from_weights = bool(hparams.get("pretrained_backbone")) or (
+            hparams.get("backbone_weights") is not None
+        )
+        frozen = hparams.get("frozen_backbone_norm")
+        return {
+            **hparams,
+            "pretrained_backbone": False,
+            "backbone_weights": None,
+            "frozen_backbone_norm": started_from_weights if frozen is None else frozen,
+        }
 
     def compute_losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
         """RPN and box-head losses from torchvision's model (labels shifted past background)."""

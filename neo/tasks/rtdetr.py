@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +77,6 @@ class RTDETRTask(DetectionTask):
     """
 
     backbone_prefix = "model.backbone."
-    initial_weight_args: ClassVar[dict[str, Any]] = {"pretrained_checkpoint": None}
 
     def __init__(
         self,
@@ -115,6 +114,11 @@ class RTDETRTask(DetectionTask):
         if pretrained_checkpoint is not None:
             report = load_official_state_dict(self.model, pretrained_checkpoint)
             rank_zero_info(f"RT-DETR weights from {pretrained_checkpoint}: {report.summary()}")
+
+    @classmethod
+    def without_initial_weights(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint's hyper-parameters without ``pretrained_checkpoint``."""
+        return {**hparams, "pretrained_checkpoint": None}
 
     def compute_losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
         """Weighted RT-DETR loss terms; the criterion always runs in float32, outside autocast."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -52,13 +53,34 @@ def read_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
     return checkpoint
 
 
+HYPERPARAMETER_KEYS = ("hyper_parameters", "datamodule_hyper_parameters")
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every path turned into a string, inside dicts, lists and tuples.
+
+    Hyper-parameters typed ``Path`` (``pretrained_checkpoint``, ``backbone_weights``, a data root)
+    would otherwise be pickled as ``PosixPath`` objects, which the weights-only loader refuses.
+    """
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return type(value)((k, plain(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    return value
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Saves to a temporary file then renames it; loads with ``weights_only=True``."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
     ) -> None:
-        """Writes the checkpoint; the old file stays intact until the new one is complete."""
+        """Writes the checkpoint, loadable weights-only; the old file stays until it is complete."""
+        checkpoint = {
+            k: plain(v) if k in HYPERPARAMETER_KEYS else v for k, v in checkpoint.items()
+        }
         with atomic_path(Path(path)) as tmp:
             torch.save(checkpoint, tmp)
 

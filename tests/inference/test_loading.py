@@ -92,3 +92,33 @@ def test_broken_checkpoints_are_one_line_errors(tmp_path):
         load_detector(tmp_path / "spec.ckpt")
     with pytest.raises(CheckpointError, match="checkpoint file not found"):
         load_detector(tmp_path / "missing.ckpt")
+
+
+def test_a_model_started_from_local_backbone_weights_loads_without_them(tmp_path):
+    from torchvision.models import resnet18
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from neo.inference.spec import InferenceSpec
+    from neo.utils.checkpoint_io import AtomicCheckpointIO
+
+    torch.save(resnet18().state_dict(), tmp_path / "resnet18.pth")
+    torch.manual_seed(0)
+    task = FasterRCNNTask(
+        2, backbone_weights=tmp_path / "resnet18.pth", returned_layers=[3, 4],
+        anchor_sizes=[[16], [32], [64]], rpn_proposals_test=10, detections_per_image=5,
+    )
+    task.inference_spec = InferenceSpec(task.class_path(), [1, 2], ["a", "b"], (64, 64))
+    checkpoint = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+    }
+    task.on_save_checkpoint(checkpoint)
+    # as the trainer writes it: the Path-typed backbone_weights must not make the file unsafe
+    AtomicCheckpointIO().save_checkpoint(checkpoint, tmp_path / "model.ckpt")
+    (tmp_path / "resnet18.pth").unlink()  # the deployed machine has only the checkpoint
+
+    loaded = load_detector(tmp_path / "model.ckpt").task
+    assert isinstance(loaded.model.backbone.body.bn1, FrozenBatchNorm2d)
+    image = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)
+    for got, want in zip(loaded(image), task(image)):
+        assert torch.equal(got, want)
