@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from lightning import LightningModule, Trainer, seed_everything
+from lightning import LightningModule, seed_everything
 from lightning.fabric.utilities.data import _replace_dunder_methods
 from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities.data import _update_dataloader
@@ -11,6 +11,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from neo.data import DemoCocoDataModule
 from neo.data.multi_scale import MultiScaleBatchSampler
+from tests.helpers.training import cpu_trainer
 
 SIZES = [(96, 160), (128, 224)]
 
@@ -59,17 +60,7 @@ class BatchRecorder(LightningModule):
 def fit_and_record(seed: int, num_workers: int = 0) -> BatchRecorder:
     seed_everything(seed)
     model = BatchRecorder()
-    Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    ).fit(model, demo(num_workers=num_workers, persistent_workers=False))
+    cpu_trainer(max_epochs=2).fit(model, demo(num_workers=num_workers, persistent_workers=False))
     return model
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from lightning import LightningModule, Trainer, seed_everything
+from lightning import LightningModule, seed_everything
 from torch.utils.data import DataLoader, Dataset
 
 from neo.data import DemoCocoDataModule
 from neo.data.spectrogram_dataset import SquareResize
+from tests.helpers.training import cpu_trainer
 
 
 def demo(**kwargs) -> DemoCocoDataModule:
@@ -50,17 +51,7 @@ class TinyDetector(LightningModule):
 def fit_weights(seed: int) -> dict[str, torch.Tensor]:
     seed_everything(seed)
     model = TinyDetector()
-    Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    ).fit(model, demo())
+    cpu_trainer(max_epochs=1).fit(model, demo())
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
