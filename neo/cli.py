@@ -166,6 +166,7 @@ class NeoCLI(LightningCLI):
                 f"{model.class_path}; give the config the checkpoint was trained with"
             )
         if not hparams:
+            self._skip_initial_weights(verb)
             return
         before = model.init_args.clone()
         explicit = {k: before[k] for k in command_line_model_keys(self._argv) if k in before}
@@ -185,6 +186,23 @@ class NeoCLI(LightningCLI):
         if explicit:
             given = ", ".join(f"{k}={v!r}" for k, v in explicit.items())
             _note(f"model settings from the command line: {given}")
+        self._skip_initial_weights(verb)
+
+    def _skip_initial_weights(self, verb: str) -> None:
+        """The checkpoint supplies every weight: starting weights are neither fetched nor read.
+
+        (:meth:`neo.tasks.DetectionTask.without_initial_weights`, e.g. no ImageNet download for a
+        Faster R-CNN that started from it, no official ``.pth`` needed to resume an RT-DETR.)
+        """
+        model = self.config[verb].model
+        without = getattr(_resolve(model.class_path), "without_initial_weights", None)
+        init_args = model.get("init_args")
+        if not callable(without) or init_args is None:
+            return
+        current = {k: init_args[k] for k in vars(init_args)}
+        for key, value in without(current).items():
+            if key in current and current[key] != value:
+                init_args[key] = value
 
     def _latest_run_checkpoint(self, config: Namespace, resume: bool) -> Path:
         """``last.ckpt`` of the config's newest run; ``resume``: continue in that run's folder."""

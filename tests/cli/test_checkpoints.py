@@ -166,3 +166,18 @@ def test_configuration_error_is_short_and_last(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) <= 2 and "usage" not in "".join(err)
     assert err[-1] == "neo: error: unrecognized arguments: --trainer.max_epochz 3"
+
+
+def test_a_checkpoint_needs_not_its_starting_weights(tmp_path):
+    from torchvision.models import resnet18
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(resnet18().state_dict(), weights)
+    started = [
+        "--config", FASTER_RCNN, "--model.init_args.backbone_weights", str(weights),
+        "--trainer.max_epochs", "1",
+    ]  # fmt: skip
+    assert main(["fit", *started, *run_args(tmp_path / "fit")]) == 0
+    (ckpt,) = (tmp_path / "fit").rglob("last.ckpt")
+    weights.unlink()  # the machine that evaluates has only the checkpoint
+    assert main(["validate", *started, "--ckpt_path", str(ckpt), *run_args(tmp_path / "v")]) == 0
