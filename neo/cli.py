@@ -153,14 +153,14 @@ class NeoCLI(LightningCLI):
             return
         from neo.inference.spec import SPEC_KEY
 
-        checkpoint = read_checkpoint(path)
+        checkpoint = read_checkpoint(path, mmap=True)  # only the metadata is read here
         hparams = dict(checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         spec = checkpoint.get(SPEC_KEY) or {}
         saved_class = hparams.pop("_class_path", None) or spec.get("task_class")
         del checkpoint
         model = config.model
-        if saved_class and _resolve(saved_class) != _resolve(model.class_path):
+        if saved_class and not same_class(saved_class, model.class_path):
             raise CheckpointError(
                 f"{path}: a {saved_class} checkpoint, but the config's model is "
                 f"{model.class_path}; give the config the checkpoint was trained with"
@@ -319,6 +319,19 @@ def _resolve(class_path: str) -> Any:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return class_path
+
+
+def same_class(saved: str, configured: str) -> bool:
+    """Whether a checkpoint's recorded class path names the config's class (or an alias of it).
+
+    Only modules of the configured class's own package are imported for the comparison: a module
+    named by a checkpoint alone is never imported.
+    """
+    if saved == configured:
+        return True
+    if saved.split(".", 1)[0] != configured.split(".", 1)[0]:
+        return False
+    return _resolve(saved) is _resolve(configured)
 
 
 def command_line_model_keys(argv: list[str]) -> set[str]:

@@ -220,10 +220,6 @@ class DetectionTask(LightningModule):
         """Name of each training label (from the inference spec)."""
         return self.inference_spec.class_names
 
-    @class_names.setter
-    def class_names(self, names: list[str]) -> None:
-        self.inference_spec = replace(self.inference_spec, class_names=list(names))
-
     def setup(self, stage: str) -> None:
         """Takes the classes and the preprocessing from the data module when there is one."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None

@@ -19,12 +19,13 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, corrupt or not a safe (weights-only) checkpoint."""
 
 
-def read_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: _PATH, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
     """Reads a checkpoint with torch's weights-only unpickler; every failure is one clear line.
 
     Args:
         path: the ``.ckpt`` / ``.pth`` file.
         map_location: where tensors are loaded (``torch.load``'s argument).
+        mmap: map the tensors' storage instead of reading it (for a look at the metadata only).
 
     Returns:
         The checkpoint dictionary.
@@ -37,7 +38,7 @@ def read_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path}: not a safe checkpoint (it holds pickled Python objects other than tensors "

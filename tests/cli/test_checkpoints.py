@@ -181,3 +181,15 @@ def test_a_checkpoint_needs_not_its_starting_weights(tmp_path):
     (ckpt,) = (tmp_path / "fit").rglob("last.ckpt")
     weights.unlink()  # the machine that evaluates has only the checkpoint
     assert main(["validate", *started, "--ckpt_path", str(ckpt), *run_args(tmp_path / "v")]) == 0
+
+
+def test_checkpoint_class_comparison_imports_only_the_configs_package():
+    import sys
+
+    from neo.cli import same_class
+
+    assert same_class("neo.tasks.rtdetr.RTDETRTask", "neo.tasks.RTDETRTask")
+    assert not same_class("neo.tasks.faster_rcnn.FasterRCNNTask", "neo.tasks.RTDETRTask")
+    sys.modules.pop("antigravity", None)
+    assert not same_class("antigravity.Fly", "neo.tasks.RTDETRTask")
+    assert "antigravity" not in sys.modules

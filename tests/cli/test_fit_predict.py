@@ -59,23 +59,18 @@ def test_checkpoint_loads_weights_only_and_keeps_classes(trained):
     assert not list(ckpt.parent.glob("*.tmp"))
 
 
+def with_checkpoint(verb: str, ckpt: Path, folder: Path, *options: str) -> int:
+    """``neo <verb>`` of the tiny config from ``ckpt``, logging under ``folder``."""
+    return main(
+        [verb, "--config", CONFIG, "--ckpt_path", str(ckpt), *options,
+         "--trainer.default_root_dir", str(folder),
+         "--trainer.logger.init_args.save_dir", str(folder)]
+    )  # fmt: skip
+
+
 def test_resume_continues_from_checkpoint(trained, tmp_path):
     (ckpt,) = trained.rglob("last.ckpt")
-    main(
-        [
-            "fit",
-            "--config",
-            CONFIG,
-            "--trainer.max_epochs",
-            "2",
-            "--ckpt_path",
-            str(ckpt),
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path),
-        ]
-    )
+    with_checkpoint("fit", ckpt, tmp_path, "--trainer.max_epochs", "2")
     state = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=True)
     assert state["epoch"] == 1 and state["global_step"] == 4
 
@@ -93,24 +88,11 @@ def test_predict_writes_coco_results_for_a_folder(trained, tmp_path):
         objects_per_image=(1, 3),
     ).image_folder("val")
     out = tmp_path / "pred"
-    main(
-        [
-            "predict",
-            "--config",
-            CONFIG,
-            "--ckpt_path",
-            str(ckpt),
-            "--data.init_args.predict_images",
-            str(folder),
-            "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
-            f"--trainer.callbacks.output_dir={out}",
-            "--trainer.callbacks.render=true",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path),
-        ]
-    )
+    with_checkpoint(
+        "predict", ckpt, tmp_path, "--data.init_args.predict_images", str(folder),
+        "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
+        f"--trainer.callbacks.output_dir={out}", "--trainer.callbacks.render=true",
+    )  # fmt: skip
     results = json.loads((out / "predictions.json").read_text())
     assert results, "expected detections (score threshold 0.01 on a trained model)"
     assert {r["category_id"] for r in results} <= {1, 3, 7}
@@ -161,19 +143,7 @@ def test_cli_bad_data_root_exits_nonzero_with_one_line(tmp_path):
 
 def test_predict_default_writer_uses_run_dir(trained, tmp_path):
     (ckpt,) = trained.rglob("last.ckpt")
-    main(
-        [
-            "predict",
-            "--config",
-            CONFIG,
-            "--ckpt_path",
-            str(ckpt),
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path),
-        ]
-    )
+    with_checkpoint("predict", ckpt, tmp_path)
     # the run's folder: <save_dir>/<name>/version_N/predictions/
     written = tmp_path / "tiny" / "version_0" / "predictions" / "predictions.json"
     results = json.loads(written.read_text())
@@ -185,21 +155,11 @@ def test_prediction_writer_added_on_the_command_line_writes_into_the_run(
 ):
     (ckpt,) = trained.rglob("last.ckpt")
     monkeypatch.chdir(tmp_path)  # the writer used to default to ./predictions
-    main(
-        [
-            "predict",
-            "--config",
-            CONFIG,
-            "--ckpt_path",
-            str(ckpt),
-            "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
-            "--trainer.callbacks.render=true",
-            "--trainer.default_root_dir",
-            str(tmp_path / "runs"),
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path / "runs"),
-        ]
-    )
+    with_checkpoint(
+        "predict", ckpt, tmp_path / "runs",
+        "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
+        "--trainer.callbacks.render=true",
+    )  # fmt: skip
     assert not (tmp_path / "predictions").exists()
     folder = tmp_path / "runs" / "tiny" / "version_0" / "predictions"
     assert json.loads((folder / "predictions.json").read_text())
