@@ -190,6 +190,6 @@ def test_checkpoint_class_comparison_imports_only_the_configs_package():
 
     assert same_class("neo.tasks.rtdetr.RTDETRTask", "neo.tasks.RTDETRTask")
     assert not same_class("neo.tasks.faster_rcnn.FasterRCNNTask", "neo.tasks.RTDETRTask")
-    sys.modules.pop("antigravity", None)
-    assert not same_class("antigravity.Fly", "neo.tasks.RTDETRTask")
-    assert "antigravity" not in sys.modules
+    sys.modules.pop("colorsys", None)
+    assert not same_class("colorsys.Fly", "neo.tasks.RTDETRTask")
+    assert "colorsys" not in sys.modules
