@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
@@ -49,24 +50,20 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
             m.training = training
 
 
-def stack_detections(detections: Detections, num_rows: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-image detections as (B, N, 4) boxes, (B, N) scores, (B, N) int64 labels.
+def pad_detections(detections: Detections, num_rows: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-image detections (at most ``num_rows`` each) as the contract's padded tensors.
 
-    ``N`` is ``num_rows`` or the longest image's count if larger; rows past an image's
-    detections are padding with zero boxes, score 0 and label -1.
+    Returns (B, N, 4) float boxes, (B, N) scores and (B, N) int64 labels with ``N = num_rows``;
+    rows past an image's detections are zero boxes with score 0 and label -1. Only tensor
+    operations whose sizes the tracer follows, so a traced or exported model keeps them dynamic.
     """
-    rows = max([num_rows, *(len(d["scores"]) for d in detections)])
-    batch = len(detections)
-    device = detections[0]["boxes"].device if detections else torch.device("cpu")
-    boxes = torch.zeros(batch, rows, 4, device=device)
-    scores = torch.zeros(batch, rows, device=device)
-    labels = torch.full((batch, rows), -1, dtype=torch.int64, device=device)
-    for i, det in enumerate(detections):
-        n = len(det["scores"])
-        boxes[i, :n] = det["boxes"].float()
-        scores[i, :n] = det["scores"].float()
-        labels[i, :n] = det["labels"].long()
-    return boxes, scores, labels
+    boxes, scores, labels = [], [], []
+    for det in detections:
+        missing = num_rows - det["scores"].shape[0]
+        boxes.append(F.pad(det["boxes"].float(), (0, 0, 0, missing)))
+        scores.append(F.pad(det["scores"].float(), (0, missing)))
+        labels.append(F.pad(det["labels"].long(), (0, missing), value=-1))
+    return torch.stack(boxes), torch.stack(scores), torch.stack(labels)
 
 
 def coco_results(
@@ -112,6 +109,9 @@ class DetectionTask(LightningModule):
 
     backbone_prefix = "model.backbone."
     size_divisor = 32
+    # How ``neo export`` captures run_model: ``dynamo`` (torch.export; dynamic batch and size) or
+    # ``torchscript`` (the tracer; per-image loops, as in torchvision's detectors, fix the batch).
+    export_tracer = "dynamo"
 
     def __init__(
         self,
@@ -157,12 +157,14 @@ class DetectionTask(LightningModule):
         """Weighted loss terms for a batch of float images in [0, 1]; their sum is optimised."""
         raise NotImplementedError
 
-    def run_model(self, images: Tensor) -> Detections:
+    def run_model(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The model and its post-processing on float images (B, 3, H, W) in [0, 1].
 
-        Called in eval mode without gradients by :meth:`forward`. Pads the images bottom/right to
-        a multiple of :attr:`size_divisor` (or lets the model do it) and returns per image
-        ``boxes`` (xyxy in input pixels), ``scores`` and ``labels`` (``0..num_classes-1``).
+        Called in eval mode without gradients by :meth:`forward`, and traced as it is by
+        ``neo export`` (so only operations the tracer of :attr:`export_tracer` follows). Pads the
+        images bottom/right to a multiple of :attr:`size_divisor` (or lets the model do it) and
+        returns the contract's tensors (see :meth:`forward`; :func:`pad_detections` builds them
+        from per-image detections).
         """
         raise NotImplementedError
 
@@ -189,8 +191,7 @@ class DetectionTask(LightningModule):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
         with torch.no_grad(), eval_mode(self):
-            detections = self.run_model(self.to_float(images))
-        return stack_detections(detections, self.max_detections)
+            return self.run_model(self.to_float(images))
 
     def detect(self, images: Tensor) -> Detections:
         """Per-image view of :meth:`forward` without its padding rows.

@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from neo.models.faster_rcnn import BackboneName, build_faster_rcnn
-from neo.tasks.detection import Detections, DetectionTask, Target
+from neo.tasks.detection import DetectionTask, Target, pad_detections
 
 
 class FasterRCNNTask(DetectionTask):
@@ -39,6 +39,7 @@ class FasterRCNNTask(DetectionTask):
     """
 
     backbone_prefix = "model.backbone.body."
+    export_tracer = "torchscript"
 
     def __init__(
         self,
@@ -104,7 +105,8 @@ class FasterRCNNTask(DetectionTask):
         """``detections_per_image``."""
         return self.model.roi_heads.detections_per_img
 
-    def run_model(self, images: Tensor) -> Detections:
+    def run_model(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Detections in input pixels with labels 0..num_classes-1 (the model pads to 32)."""
         outputs = self.model(list(images))
-        return [{**out, "labels": out["labels"] - 1} for out in outputs]
+        shifted = [{**out, "labels": out["labels"] - 1} for out in outputs]
+        return pad_detections(shifted, self.max_detections)

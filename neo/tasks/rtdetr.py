@@ -17,7 +17,7 @@ from neo.models.rtdetr import (
     build_rtdetr,
     load_official_state_dict,
 )
-from neo.tasks.detection import Detections, DetectionTask, Target
+from neo.tasks.detection import DetectionTask, Target
 
 Variant = Literal["r18", "r34", "r50"]
 
@@ -143,13 +143,13 @@ class RTDETRTask(DetectionTask):
         """``num_top_queries`` (at most one per query and class)."""
         return self._max_detections
 
-    def run_model(self, images: Tensor) -> Detections:
+    def run_model(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Top-scoring detections in input pixels with labels 0..num_classes-1."""
         images = pad_to_multiple(images, self.size_divisor)
         outputs = self.model(images)
         height, width = images.shape[-2:]
-        sizes = torch.tensor([[height, width]] * images.shape[0], device=images.device)
-        return self.postprocessor(outputs, sizes)
+        ones = images.new_ones(images.shape[0], 1)
+        return self.postprocessor(outputs, torch.cat([ones * height, ones * width], dim=1))
 
     def on_fit_start(self) -> None:
         """States the optimisation setup once (useful when comparing runs)."""

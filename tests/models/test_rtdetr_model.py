@@ -161,13 +161,13 @@ def test_postprocessor_scales_to_pixels_and_ranks():
     logits[0, 2, 1] = 2.0  # query 2, class 1: second
     boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.25, 0.5, 0.5, 1.0], [0.5, 0.25, 0.1, 0.1]]])
     sizes = torch.tensor([[100, 200]])  # (h, w)
-    res = RTDETRPostProcessor(num_top_queries=2)(
+    res_boxes, res_scores, res_labels = RTDETRPostProcessor(num_top_queries=2)(
         {"pred_logits": logits, "pred_boxes": boxes}, sizes
     )
-    assert res[0]["labels"].tolist() == [0, 1]
-    torch.testing.assert_close(res[0]["scores"], torch.sigmoid(torch.tensor([5.0, 2.0])))
+    assert res_labels[0].tolist() == [0, 1]
+    torch.testing.assert_close(res_scores[0], torch.sigmoid(torch.tensor([5.0, 2.0])))
     torch.testing.assert_close(
-        res[0]["boxes"], torch.tensor([[0.0, 0.0, 100.0, 100.0], [90.0, 20.0, 110.0, 30.0]])
+        res_boxes[0], torch.tensor([[0.0, 0.0, 100.0, 100.0], [90.0, 20.0, 110.0, 30.0]])
     )
     with pytest.raises(ValueError, match="sizes must have shape"):
         RTDETRPostProcessor()({"pred_logits": logits, "pred_boxes": boxes}, torch.tensor([1, 2]))

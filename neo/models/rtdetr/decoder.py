@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from neo.models.rtdetr.box_ops import inverse_sigmoid
 from neo.models.rtdetr.deformable_attention import MSDeformableAttention
 from neo.models.rtdetr.denoising import build_denoising_groups
+from neo.models.rtdetr.positional_encoding import is_tracing
 
 
 class MLP(nn.Module):
@@ -275,20 +276,26 @@ class RTDETRDecoder(nn.Module):
         """Anchors ``(1, N, 4)`` in inverse-sigmoid form (inf where invalid) and the valid mask.
 
         One anchor per cell: centre of the cell, ``w = h = grid_size * 2**level``. Computed in
-        float32 and cached per (shapes, device).
+        float32 and cached per (shapes, device); computed from the symbolic sizes, uncached,
+        while traced or exported.
         """
+        if is_tracing():
+            return self._compute_anchors(spatial_shapes, device)
         key = (tuple((int(h), int(w)) for h, w in spatial_shapes), torch.device(device))
         cached = self._anchor_cache.get(key)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._anchor_cache[key] = self._compute_anchors(key[0], device)
+        return cached
+
+    def _compute_anchors(
+        self, spatial_shapes: Sequence[tuple[int, int]], device: torch.device
+    ) -> tuple[Tensor, Tensor]:
         per_level = []
-        for lvl, (h, w) in enumerate(key[0]):
+        for lvl, (h, w) in enumerate(spatial_shapes):
             gy, gx = torch.meshgrid(
                 torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
             )
-            xy = (torch.stack([gx, gy], -1).float() + 0.5) / torch.tensor(
-                [w, h], dtype=torch.float32, device=device
-            )
+            xy = torch.stack([(gx.float() + 0.5) / w, (gy.float() + 0.5) / h], -1)
             wh = torch.full_like(xy, self.anchor_grid_size * (2.0**lvl))
             per_level.append(torch.cat([xy, wh], -1).reshape(1, h * w, 4))
         anchors = torch.cat(per_level, 1)
@@ -297,7 +304,6 @@ class RTDETRDecoder(nn.Module):
         )
         anchors = torch.log(anchors / (1 - anchors))
         anchors = torch.where(valid, anchors, torch.inf)
-        self._anchor_cache[key] = (anchors, valid)
         return anchors, valid
 
     def _flatten_levels(self, feats: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:

@@ -6,6 +6,11 @@ import torch
 from torch import Tensor, nn
 
 
+def is_tracing() -> bool:
+    """Whether the code runs under ``torch.export``/``torch.compile`` or the TorchScript tracer."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def sincos_position_embedding_2d(
     height: int,
     width: int,
@@ -67,7 +72,15 @@ class SinCosPositionEmbedding2D(nn.Module):
         self._cache: dict[tuple[int, int, torch.device, torch.dtype], Tensor] = {}
 
     def forward(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """Return the ``(1, height * width, embed_dim)`` embedding."""
+        """Return the ``(1, height * width, embed_dim)`` embedding.
+
+        While traced or exported the sizes stay symbolic (nothing cached), so an exported graph
+        computes the embedding of whatever input size it is given.
+        """
+        if is_tracing():
+            return sincos_position_embedding_2d(
+                height, width, self.embed_dim, self.temperature, device, dtype
+            )
         key = (int(height), int(width), torch.device(device), dtype)
         emb = self._cache.get(key)
         if emb is None:

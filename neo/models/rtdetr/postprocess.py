@@ -23,7 +23,7 @@ class RTDETRPostProcessor(nn.Module):
         self.num_top_queries = num_top_queries
 
     @torch.no_grad()
-    def forward(self, outputs: dict[str, Tensor], sizes: Tensor) -> list[dict[str, Tensor]]:
+    def forward(self, outputs: dict[str, Tensor], sizes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Select detections.
 
         Args:
@@ -31,8 +31,9 @@ class RTDETRPostProcessor(nn.Module):
             sizes: ``(B, 2)`` ``(height, width)`` of the pixel frame the boxes are scaled to.
 
         Returns:
-            Per image ``boxes`` (K, 4) xyxy pixels, ``scores`` (K,), ``labels`` (K,) int64,
-            sorted by decreasing score, ``K = min(num_top_queries, Q * C)``.
+            ``boxes`` (B, K, 4) xyxy pixels, ``scores`` (B, K), ``labels`` (B, K) int64, each image
+            sorted by decreasing score, ``K = min(num_top_queries, Q * C)``. Batched tensor
+            operations only, so the step exports with a dynamic batch and image size.
         """
         logits, boxes = outputs["pred_logits"], outputs["pred_boxes"]
         if sizes.shape != (logits.shape[0], 2):
@@ -48,6 +49,4 @@ class RTDETRPostProcessor(nn.Module):
         query = torch.div(index, num_classes, rounding_mode="floor")
         labels = index - query * num_classes
         picked = pixel_boxes.gather(1, query.unsqueeze(-1).expand(-1, -1, 4))
-        return [
-            {"boxes": b, "scores": s, "labels": lab} for b, s, lab in zip(picked, scores, labels)
-        ]
+        return picked, scores, labels
