@@ -28,8 +28,14 @@ from neo.utils.runs import LAST_CHECKPOINT, keep_previous_metrics, latest_last_c
 # neo's own errors (DatasetError, RecordingError, CheckpointError, ...) are ValueErrors.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
 # verb -> module with ``description()``, ``add_verbs(parser)`` and ``run(config) -> int``
-TOOL_VERBS = {"data": "neo.commands.data", "rf": "neo.commands.rf_detect"}
+TOOL_VERBS = {
+    "data": "neo.commands.data",
+    "rf": "neo.commands.rf_detect",
+    "benchmark": "neo.commands.benchmark",
+}
 CROSS_VALIDATION = "cv"
+# options given as two numbers on the command line (``--input_size H W``)
+PAIR_OPTIONS = ("--input_size",)
 # model arguments set from the data module at instantiation (see add_arguments_to_parser)
 LINKED_MODEL_KEYS = ("num_classes",)
 # ``--ckpt_path`` values that Lightning resolves itself
@@ -77,6 +83,10 @@ class NeoCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
         self.exit_code = 0
+        if args is None:
+            sys.argv[1:] = join_pair_options(sys.argv[1:])
+        elif isinstance(args, list):
+            args = join_pair_options(args)
         command_line = sys.argv[1:] if args is None else args
         self._argv = list(command_line) if isinstance(command_line, list) else []
         kwargs.setdefault("trainer_class", NeoTrainer)
@@ -105,7 +115,11 @@ class NeoCLI(LightningCLI):
         A new model verb is a :class:`NeoTrainer` method taking the built ``model`` and
         ``datamodule`` (like ``Trainer.validate``), listed here with those two skipped.
         """
-        return {**LightningCLI.subcommands(), CROSS_VALIDATION: {"build_fold"}}
+        return {
+            **LightningCLI.subcommands(),
+            "export": {"model", "datamodule"},
+            CROSS_VALIDATION: {"build_fold"},
+        }
 
     def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
         self._subcommand_parsers: dict[str, LightningArgumentParser] = {}
@@ -344,6 +358,22 @@ def command_line_model_keys(argv: list[str]) -> set[str]:
             if key not in ("class_path", "init_args", "dict_kwargs", "help"):
                 keys.add(key)
     return keys
+
+
+def join_pair_options(argv: list[str]) -> list[str]:
+    """``--input_size 1088 1920`` -> ``--input_size=[1088,1920]`` (jsonargparse reads a list)."""
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        pair = argv[i + 1 : i + 3]
+        if arg in PAIR_OPTIONS and len(pair) == 2 and all(v.isdigit() for v in pair):
+            joined.append(f"{arg}=[{pair[0]},{pair[1]}]")
+            i += 3
+            continue
+        joined.append(arg)
+        i += 1
+    return joined
 
 
 def one_line(error: BaseException) -> str:

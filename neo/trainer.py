@@ -7,12 +7,13 @@ a new method that receives the built ``model`` and ``datamodule``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from neo.deploy.calibration import CalibrationConfig
 from neo.utils.atomic import remove_stale_temporaries
 from neo.utils.checkpoint_io import AtomicCheckpointIO
 
@@ -81,6 +82,90 @@ class NeoTrainer(Trainer):
         else:
             self.callbacks += last_checkpoints(self.callbacks)
         self.callbacks.append(StaleTemporaries())
+
+    def export(
+        self,
+        model: LightningModule,
+        datamodule: Any | None = None,
+        ckpt_path: str | None = None,
+        format: Literal["onnx", "torch_tensorrt", "tensorrt"] = "onnx",
+        precision: Literal["fp32", "fp16", "int8"] = "fp32",
+        input_size: tuple[int, int] | None = None,
+        batch: int = 1,
+        dynamic: bool = False,
+        output: Path | None = None,
+        name: str | None = None,
+        val_images: int = 32,
+        calib: CalibrationConfig | None = None,
+        allow_tf32: bool = False,
+        device: str | None = None,
+        target_fps: float | None = None,
+    ) -> dict[str, Any]:
+        """Export a trained detector to ONNX, TensorRT or Torch-TensorRT, validated on real images.
+
+        The exported graph includes post-processing: input ``images`` float32 (B, 3, H, W) RGB
+        in [0, 1], letterboxed like the evaluation transform; outputs ``boxes`` (B, N, 4) xyxy
+        input pixels, ``scores`` (B, N), ``labels`` (B, N). Every file gets a JSON sidecar, and
+        ``export_report.json`` compares each with PyTorch (output difference, COCO AP).
+
+        Args:
+            model: the task (built from the config, weights from ``ckpt_path``).
+            datamodule: the data (validation images, calibration fallback).
+            ckpt_path: the checkpoint to export (``last``: the newest run's ``last.ckpt``).
+            format: ``onnx``, ``tensorrt`` (serialized engine) or ``torch_tensorrt``.
+            precision: ``fp32``, ``fp16`` or ``int8`` (Q/DQ, calibrated on real frames).
+            input_size: ``H W``, multiples of 32 (default: the data's evaluation size).
+            batch: batch size (fixed unless ``dynamic``).
+            dynamic: dynamic batch, height and width.
+            output: folder of the files (default: ``exports`` in the checkpoint's run folder).
+            name: file name stem (default: model and input size, e.g. ``rtdetr_1088x1920``).
+            val_images: validation images to compare the export with PyTorch on (0: skip).
+            calib: INT8 calibration: ``--calib.video``, ``--calib.images``, ``--calib.num_frames``
+                (default: frames of the training split).
+            allow_tf32: let TensorRT use TF32 (off: FP16/TF32 builds lose RT-DETR accuracy).
+            device: where validation runs (default: CUDA for TensorRT forms, else CPU).
+            target_fps: choose the most accurate precision and format that reaches this FPS
+                on this machine instead of ``format``/``precision``.
+
+        Returns:
+            The export report.
+        """
+        from neo.deploy.export import ExportRequest, export_detector, load_weights
+
+        checkpoint = load_weights(model, datamodule, ckpt_path)
+        request = ExportRequest(
+            format=format,
+            precision=precision,
+            input_size=tuple(input_size) if input_size else None,
+            batch=batch,
+            dynamic=dynamic,
+            output=output,
+            name=name,
+            val_images=val_images,
+            calib=calib or CalibrationConfig(),
+            allow_tf32=allow_tf32,
+            device=device,
+        )
+        if target_fps is None:
+            return export_detector(model, request, datamodule, checkpoint)
+        from neo.deploy.export import default_output, fps_candidates
+        from neo.deploy.fps import available_forms, default_device, optimize_for_fps
+
+        if checkpoint is None:
+            raise ValueError("--target_fps needs the trained model: give --ckpt_path")
+        device = device or default_device()
+        folder = output or default_output(checkpoint) / "target_fps"
+        candidates = fps_candidates(
+            checkpoint,
+            folder,
+            available_forms(device),
+            calib.video if calib else None,
+            device,
+            datamodule,
+            val_images,
+        )
+        video = calib.video if calib else None
+        return optimize_for_fps(checkpoint, target_fps, video, folder, None, candidates, device)
 
 
 def with_atomic_checkpoints(plugins: Any) -> list[Any]:

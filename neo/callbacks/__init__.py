@@ -1,8 +1,16 @@
-"""Callbacks: EMA, visualisation, prediction files."""
+"""Callbacks: EMA, visualisation, prediction files, auto-tuning, export at the end of fit."""
 
 from neo.utils.lazy import lazy_exports
 
-__all__ = ["EMA", "AutoTune", "CocoPredictionWriter", "DetectionPRF", "DetectionVisualizer"]
+__all__ = [
+    "EMA",
+    "AutoTune",
+    "CocoPredictionWriter",
+    "DetectionPRF",
+    "DetectionVisualizer",
+    "ExportOnFitEnd",
+    "INT8Calibration",
+]
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -11,5 +19,7 @@ __getattr__, __dir__ = lazy_exports(
         "DetectionPRF": "neo.callbacks.detection_prf",
         "DetectionVisualizer": "neo.callbacks.visualization",
         "EMA": "neo.callbacks.ema",
+        "ExportOnFitEnd": "neo.callbacks.export",
+        "INT8Calibration": "neo.callbacks.export",
     },
 )

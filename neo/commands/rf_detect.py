@@ -1,9 +1,12 @@
 """``neo rf detect``: stream a SigMF recording through one or more trained spectrogram detectors.
 
-The recording is read chunk by chunk; each chunk's spectrogram is computed once and shared by all
-models (:class:`neo.inference.MultiModelDetector`). The chunk duration and the STFT settings are
-those the first model was trained with (its checkpoint's inference spec); a value given on the
-command line that differs from a model's training value is used with a warning.
+The models are checkpoints (``.ckpt``) or exported models (``.onnx`` run by ONNX Runtime,
+TensorRT engines ``.engine``/``.plan`` and Torch-TensorRT programs ``.ep`` on a GPU), mixed
+freely. The recording is read chunk by chunk; each chunk's spectrogram is computed once and shared
+by all models (:class:`neo.inference.MultiModelDetector`). The chunk duration and the STFT settings
+are those the first model was trained with (the inference spec of its checkpoint or of its export
+sidecar); a value given on the command line that differs from a model's training value is used
+with a warning.
 The latency of every chunk (spectrogram + all models + merge, excluding the file read) is measured
 against ``--deadline_ms``; misses are counted and reported.
 
@@ -36,7 +39,7 @@ from neo.rf.boxes import Box, Geometry, box_to_annotation
 from neo.rf.recording import Recording
 from neo.utils.atomic import atomic_path, write_json
 
-# used only where a checkpoint does not record a setting
+# used only where a model does not record a setting
 DEFAULT_SPECTROGRAM = {"nfft": 4096, "hop": 2048, "image_size": 1024, "chunk_duration_s": 0.2}
 SETTINGS = (
     "chunk_duration_s",
@@ -56,7 +59,7 @@ def spectrogram_settings(
 
     Args:
         trained: ``(model name, spectrogram settings of its training data)`` per model.
-        given: values from the command line; ``None`` means "from the checkpoint".
+        given: values from the command line; ``None`` means "from the first model".
 
     Returns:
         Every setting of :data:`SETTINGS` known from either source (plus defaults for the chunk
@@ -101,10 +104,11 @@ def detect(
     """Detect signals in a SigMF recording with one or more trained models.
 
     The spectrogram settings left unset are those the first model was trained with (stored in
-    its checkpoint); one given with a different value is used, with a warning.
+    its checkpoint or export sidecar); one given with a different value is used, with a warning.
 
     Args:
-        models: ``.ckpt`` files of spectrogram detectors (``neo fit`` / ``neo cv`` output).
+        models: spectrogram detectors: ``.ckpt`` files (``neo fit`` / ``neo cv`` output) or
+            models exported by ``neo export`` (``.onnx``, ``.engine``/``.plan``, ``.ep``).
         input: the recording's ``.sigmf-meta`` file.
         out: output folder.
         chunk_duration_s: seconds of signal per spectrogram (default: the training chunks').
@@ -130,7 +134,7 @@ def detect(
     recording = Recording(input)
     if Path(out).resolve() == recording.meta_path.parent.resolve():
         raise ValueError(f"{out}: choose an output folder other than the recording's own folder")
-    detector = MultiModelDetector.from_checkpoints(models, device, score_threshold, iou_threshold)
+    detector = MultiModelDetector.from_paths(models, device, score_threshold, iou_threshold)
     given = {
         "chunk_duration_s": chunk_duration_s,
         "nfft": nfft,
@@ -141,7 +145,7 @@ def detect(
         "min_range_db": min_range_db,
     }
     settings = spectrogram_settings(
-        [(m.name, m.spec.spectrogram or {}) for m in detector.models], given
+        [(m.name, m.inference.spectrogram or {}) for m in detector.models], given
     )
     chunk_duration_s = float(settings["chunk_duration_s"])
     nfft, hop, image_size = (int(settings[k]) for k in ("nfft", "hop", "image_size"))
@@ -266,8 +270,9 @@ def add_verbs(parser: ArgumentParser) -> None:
         type=str,
         nargs="+",
         required=True,
-        help="``.ckpt`` files of spectrogram detectors (``neo fit`` / ``neo cv`` output), "
-        "space separated or as a JSON list",
+        help="spectrogram detectors: ``.ckpt`` files (``neo fit`` / ``neo cv`` output) or "
+        "exported models (``.onnx``, ``.engine``/``.plan``, ``.ep``, each with its ``neo export`` "
+        "sidecar), mixed freely, space separated or as a JSON list",
     )
     sub.add_function_arguments(detect, as_positional=False, skip={"models"})
     subcommands.add_subcommand(

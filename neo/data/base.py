@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
@@ -73,6 +74,22 @@ class DetectionDataModule(LightningDataModule):
             "spectrogram": STFT settings or None}``.
         """
         return {"input_size": None, "resize": "letterbox", "spectrogram": None}
+
+    def evaluation_dataset(self, split: str) -> Dataset:
+        """A split through the evaluation transform, without augmentation."""
+        raise NotImplementedError
+
+    def calibration_frames(self, count: int, split: str = "train") -> list[np.ndarray]:
+        """``count`` images spread evenly over a split, as the network sees them in evaluation.
+
+        Returns:
+            RGB uint8 (H, W, 3) images at the evaluation input size (INT8 calibration frames).
+        """
+        dataset = self.evaluation_dataset(split)
+        if len(dataset) == 0:
+            raise ValueError(f"{type(self).__name__}: the {split} split has no images")
+        picks = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round())
+        return [dataset[int(i)][0].permute(1, 2, 0).contiguous().numpy() for i in picks]
 
     @property
     def num_labeled_samples(self) -> int:

@@ -180,6 +180,10 @@ class CocoDataModule(DetectionDataModule):
                 split = "test" if self.has_split("test") else "val"
                 self.predict_dataset = CocoDetectionDataset(self.index(split), self.eval_transform)
 
+    def evaluation_dataset(self, split: str) -> CocoDetectionDataset:
+        """A configured split letterboxed like validation images."""
+        return CocoDetectionDataset(self.index(split), self.eval_transform)
+
     def ground_truth(self, stage: str) -> dict[str, Any]:
         """Cleaned COCO ground truth of the split used by ``stage`` (``"val"`` or ``"test"``)."""
         split = "test" if stage == "test" and self.has_split("test") else "val"

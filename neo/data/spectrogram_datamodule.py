@@ -192,6 +192,10 @@ class SpectrogramDataModule(DetectionDataModule):
     def _eval_split(self, stage: str) -> str:
         return "test" if stage == "test" and self.split.test else "val"
 
+    def evaluation_dataset(self, split: str) -> SpectrogramDataset:
+        """A split resized like validation images (no flips)."""
+        return SpectrogramDataset(self.records(split), SquareResize(self.image_size))
+
     def ground_truth(self, stage: str) -> dict[str, Any]:
         """COCO ground truth in original pixels: test split for ``"test"`` (else val), or val."""
         return coco_ground_truth(self.records(self._eval_split(stage)), self.categories)

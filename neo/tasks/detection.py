@@ -224,8 +224,11 @@ class DetectionTask(LightningModule):
     def setup(self, stage: str) -> None:
         """Takes the classes and the preprocessing from the data module when there is one."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if datamodule is None:
-            return
+        if datamodule is not None:
+            self.take_data_spec(datamodule)
+
+    def take_data_spec(self, datamodule: Any) -> None:
+        """Sets the inference spec's classes and preprocessing from ``datamodule``."""
         spec = self.inference_spec
         categories = getattr(datamodule, "categories", None)
         if categories:

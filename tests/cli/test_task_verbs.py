@@ -66,3 +66,21 @@ def test_verb(fitted, verb, tmp_path):
         metrics = last_metrics(tmp_path)
         assert 0.0 <= metrics[f"{stage}/AP"] <= 1.0
         assert 0.0 <= metrics[f"{stage}/AP50"] <= 1.0
+
+
+def test_export(fitted, tmp_path):
+    """``neo export`` of every task: FP32 ONNX with its sidecar and report, AP as PyTorch's."""
+    base, run = fitted
+    ckpt = next(run.rglob("*.ckpt"))
+    out = tmp_path / "exports"
+    args = ["export", *base, "--ckpt_path", str(ckpt), "--output", str(out), "--val_images", "4"]
+    assert main(args) == 0
+    report = json.loads((out / "export_report.json").read_text())
+    (onnx_file,) = out.glob("*_fp32.onnx")
+    sidecar = json.loads(onnx_file.with_suffix(".json").read_text())
+    assert sidecar["format"] == "onnx" and sidecar["model_class"] == report["model_class"]
+    assert sidecar["input"]["size"] == report["input_size"]
+    checked = report["validation"]["files"][onnx_file.name]
+    assert checked["images"] == 4
+    assert abs(checked["ap_delta"]) <= 0.002
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # nothing half-written

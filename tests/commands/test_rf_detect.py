@@ -1,8 +1,9 @@
-"""``neo rf detect``: two tiny checkpoints on a tiny synthetic recording."""
+"""``neo rf detect``: tiny checkpoints and their ONNX export on a tiny synthetic recording."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,10 @@ import sigmf
 import torch
 
 from neo.cli import main
+from neo.deploy.contract import DeploySpec, write_sidecar
+from neo.deploy.onnx_export import export_onnx
 from neo.inference.loading import load_detector
+from neo.inference.multi_model import MultiModelDetector
 from neo.rf import synth_rf
 from neo.tasks import FasterRCNNTask
 from neo.utils.checkpoint_io import CheckpointError
@@ -147,3 +151,83 @@ def test_a_checkpoint_without_inference_spec_is_a_one_line_error(setup, tmp_path
                  "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 1 and "no inference spec" in err and len(err.strip().splitlines()) == 1
+
+
+def onnx_copy(checkpoint: Path, path: Path, size: int) -> Path:
+    """The checkpoint's model exported to ONNX (FP32, dynamic height and width) with its sidecar."""
+    task = load_detector(checkpoint).task
+    info = export_onnx(task, path, (size, size), batch=1, dynamic=True)
+    spec = DeploySpec(
+        format="onnx", precision="fp32", inference=task.inference_spec, input_size=(size, size),
+        batch=1, dynamic_batch=info["dynamic_batch"], dynamic_size=info["dynamic_size"],
+        source=str(checkpoint), extra=info,
+    )
+    write_sidecar(path, spec)
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx_model(setup):
+    root, _, (a, _) = setup
+    return onnx_copy(a, root / "exported" / "a.onnx", 64)
+
+
+def test_an_onnx_export_finds_what_its_checkpoint_finds(setup, onnx_model):
+    root, meta, (a, _) = setup
+    torch.manual_seed(0)
+    image = torch.rand(96, 96)
+    # IoU threshold 1: the two models' identical boxes are not merged away
+    detector = MultiModelDetector.from_paths([a, onnx_model], score_threshold=0.0,
+                                             iou_threshold=1.0)
+    assert [m.backend for m in detector.models] == ["pytorch", "onnxruntime"]
+    found = detector(image)
+    per_model = [sorted((label, box, score) for label, box, score, i in zip(
+        found.labels, found.boxes.tolist(), found.scores.tolist(), found.model_ids.tolist())
+        if i == model_id) for model_id in (0, 1)]
+    assert per_model[0] and len(per_model[0]) == len(per_model[1])
+    for (label, box, score), (onnx_label, onnx_box, onnx_score) in zip(*per_model):
+        assert onnx_label == label and onnx_score == pytest.approx(score, abs=1e-5)
+        assert onnx_box == pytest.approx(box, abs=1e-3)
+
+    out = root / "out_onnx"
+    code = main(["rf", "detect", "--models", str(a), str(onnx_model), "--input", str(meta),
+                 "--out", str(out), "--score_threshold", "0.0", "--iou_threshold", "1.0",
+                 "--deadline_ms", "1e9"])
+    assert code == 0
+    result = json.loads((out / "synth_000.detections.json").read_text())
+    assert result["models"] == [str(a), str(onnx_model)]
+    assert result["settings"]["nfft"] == 128 and result["settings"]["image_size"] == 64
+    rows = [sorted((d["chunk"], d["label"], d["box"], d["score"])
+                   for d in result["detections"] if d["model_id"] == i) for i in (0, 1)]
+    assert rows[0] and len(rows[0]) == len(rows[1])
+    for (chunk, label, box, score), (onnx_chunk, onnx_label, onnx_box, onnx_score) in zip(*rows):
+        assert (onnx_chunk, onnx_label) == (chunk, label)
+        assert onnx_score == pytest.approx(score, abs=2e-5)
+        assert onnx_box == pytest.approx(box, abs=0.011)  # rounded to 0.01 in the JSON
+    assert {d["model"] for d in result["detections"]} == {"a"}
+
+
+def test_a_bad_model_entry_is_a_one_line_error_naming_it(setup, onnx_model, tmp_path, capsys):
+    _, meta, (a, _) = setup
+    unknown = tmp_path / "model.pt"
+    unknown.write_bytes(b"not a model")
+    alone = tmp_path / "alone.onnx"
+    shutil.copy(onnx_model, alone)
+    cases = [
+        (unknown, "model.pt: unknown model type .pt"),
+        (alone, "alone.json: no sidecar next to alone.onnx"),
+        (tmp_path / "gone.onnx", "gone.onnx: no such model file"),
+    ]
+    for suffix in (".engine", ".ep"):
+        # not loadable here: TensorRT, Torch-TensorRT or a GPU is missing, or the bytes are bad
+        fake = tmp_path / f"fake{suffix}"
+        fake.write_bytes(b"not an engine")
+        shutil.copy(onnx_model.with_suffix(".json"), fake.with_suffix(".json"))
+        cases.append((fake, f"{fake}: "))
+    for bad, message in cases:
+        out = tmp_path / f"out_{bad.stem}"
+        code = main(["rf", "detect", "--models", str(a), str(bad), "--input", str(meta),
+                     "--out", str(out)])
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and line.startswith("neo: error:") and message in line
+        assert not out.exists()
