@@ -36,6 +36,8 @@ TOOL_VERBS = {
 CROSS_VALIDATION = "cv"
 # options given as two numbers on the command line (``--input_size H W``)
 PAIR_OPTIONS = ("--input_size",)
+# switches that may be given bare (``--dynamic`` for ``--dynamic true``)
+FLAG_OPTIONS = ("--dynamic", "--allow_tf32", "--calib.allow_synthetic")
 # model arguments set from the data module at instantiation (see add_arguments_to_parser)
 LINKED_MODEL_KEYS = ("num_classes",)
 # ``--ckpt_path`` values that Lightning resolves itself
@@ -361,7 +363,11 @@ def command_line_model_keys(argv: list[str]) -> set[str]:
 
 
 def join_pair_options(argv: list[str]) -> list[str]:
-    """``--input_size 1088 1920`` -> ``--input_size=[1088,1920]`` (jsonargparse reads a list)."""
+    """Command-line shorthands jsonargparse does not read, spelled out.
+
+    ``--input_size 1088 1920`` -> ``--input_size=[1088,1920]``; a bare switch such as
+    ``--dynamic`` (last, or followed by another option) -> ``--dynamic=true``.
+    """
     joined: list[str] = []
     i = 0
     while i < len(argv):
@@ -371,6 +377,9 @@ def join_pair_options(argv: list[str]) -> list[str]:
             joined.append(f"{arg}=[{pair[0]},{pair[1]}]")
             i += 3
             continue
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if arg in FLAG_OPTIONS and (following is None or following.startswith("--")):
+            arg = f"{arg}=true"
         joined.append(arg)
         i += 1
     return joined

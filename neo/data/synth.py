@@ -347,6 +347,67 @@ def synthesize_coco(
     return out
 
 
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
+
+
+def write_video(
+    path: Path,
+    num_frames: int = 240,
+    height: int = 1080,
+    width: int = 1920,
+    seed: int = 0,
+    fps: float = 24.0,
+    scene_frames: int = 12,
+    num_classes: int = 3,
+) -> Path:
+    """Write a short clip of demo scenes (for INT8 calibration and benchmarks), atomically.
+
+    Every ``scene_frames`` frames a new scene is rendered like the demo images; within a scene
+    the view pans slowly sideways so consecutive frames differ. ``.mp4`` is MPEG-4 Part 2
+    (``mp4v``), ``.avi`` Motion-JPEG, both written by OpenCV.
+
+    Args:
+        path: the ``.mp4`` or ``.avi`` file.
+        num_frames: frames in the clip.
+        height: frame height.
+        width: frame width.
+        seed: the same arguments give the same clip.
+        fps: frame rate recorded in the file.
+        scene_frames: frames per scene.
+        num_classes: shape classes drawn.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    codec = VIDEO_CODECS.get(path.suffix.lower())
+    if codec is None:
+        raise ValueError(f"{path}: the clip must be .mp4 or .avi")
+    if num_frames < 1:
+        raise ValueError(f"{path}: num_frames must be at least 1, got {num_frames}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+    try:
+        if not writer.isOpened():
+            raise ValueError(f"{path}: OpenCV cannot write {codec} video here")
+        scene = None
+        for index in range(num_frames):
+            if index % scene_frames == 0:
+                rng = np.random.default_rng([seed, index // scene_frames])
+                scene, _ = render_image(
+                    rng, height, width, num_classes, (4, 12), (0.05, 0.4), 0.3, 24
+                )
+            shift = (index % scene_frames) * max(1, width // 200)
+            writer.write(np.ascontiguousarray(np.roll(scene, shift, axis=1)))
+        writer.release()
+        os.replace(tmp, path)
+    finally:
+        writer.release()
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def _size_counts(annotations: list[dict]) -> tuple[int, int, int]:
     """Numbers of COCO small, medium and large annotations."""
     areas = np.array([a["area"] for a in annotations], dtype=np.float64)
@@ -362,6 +423,8 @@ def synth(
     height: int = 1080,
     width: int = 1920,
     seed: int = 0,
+    video: Path | None = None,
+    video_frames: int = 240,
 ) -> Path:
     """Generate the built-in synthetic COCO dataset of coloured shapes.
 
@@ -376,6 +439,9 @@ def synth(
         height: Image height in pixels.
         width: Image width in pixels.
         seed: Random seed; the same arguments give identical files.
+        video: also write a 16:9 clip of such scenes here (``.mp4`` or ``.avi``), for INT8
+            calibration and benchmarks on real frames.
+        video_frames: frames of the clip.
 
     Returns:
         The dataset directory.
@@ -392,4 +458,7 @@ def synth(
         f"{out}: {num_train} train + {num_val} val images {width}x{height}, "
         f"{len(annotations)} annotations (small {small}, medium {medium}, large {large})"
     )
+    if video is not None:
+        write_video(Path(video), video_frames, height, width, seed)
+        print(f"{video}: {video_frames} frames {width}x{height}")
     return out

@@ -224,7 +224,17 @@ class Exporter:
         fallback = getattr(self.datamodule, "calibration_frames", None)
         frames, source = collect_calibration(self.request.calib, preprocessor, fallback)
         path = folder / f"{self.stem}_int8.onnx"
-        quantization = quantize_int8(fp32_onnx, path, frames, method=method, task=self.task)
+        quantization = quantize_int8(
+            fp32_onnx,
+            path,
+            frames,
+            method=method,
+            task=self.task,
+            input_size=self.input_size,
+            batch=self.request.batch,
+            dynamic=self.request.dynamic,
+            algorithm=self.request.calib.algorithm,
+        )
         quantization = {**quantization, "calibration": source}
         spec = self.spec("onnx", "int8", quantization=quantization)
         spec.extra.update(self.files[0][1].extra)
@@ -463,7 +473,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"{checked['difference']['boxes_max_abs_confident']:.3g}",
             f"{1000 * exported.get('seconds_per_batch', 0):.1f}",
         )
-    console = Console(stderr=False)
+    console = Console(width=max(Console().width, 120))
     console.print(table)
     if validation:
         console.print(f"validated on {validation['images']} images ({validation['device']})")
