@@ -558,16 +558,23 @@ def fps_candidates(
 
 def datamodule_of_run(checkpoint: Path) -> Any:
     """The data module of the run a checkpoint belongs to, from the run's ``config.yaml``."""
+    import yaml
+    from jsonargparse import ArgumentParser
+    from lightning import LightningDataModule
+
     checkpoint = Path(checkpoint)
     for folder in (checkpoint.parent, checkpoint.parent.parent):
         config = folder / "config.yaml"
-        if config.is_file():
-            from neo.cli import NeoCLI
-
-            cli = NeoCLI(args=["validate", "--config", str(config)], run=False)
-            return cli.datamodule
+        if not config.is_file():
+            continue
+        data = (yaml.safe_load(config.read_text()) or {}).get("data")
+        if not data:
+            break
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_subclass_arguments(LightningDataModule, "data")
+        return parser.instantiate_classes(parser.parse_object({"data": data})).data
     raise ValueError(
-        f"{checkpoint}: no config.yaml in its run folder to take validation data from; use "
+        f"{checkpoint}: no config.yaml with a data section in its run folder; use "
         "neo export --config ... --ckpt_path ... --target_fps F"
     )
 
