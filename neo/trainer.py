@@ -13,7 +13,7 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from neo.deploy.calibration import CalibrationConfig
+from neo.deploy.options import CalibrationConfig
 from neo.utils.atomic import remove_stale_temporaries
 from neo.utils.checkpoint_io import AtomicCheckpointIO
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from neo.deploy.calibration import CalibrationConfig
+from neo.deploy.options import CalibrationConfig
 
 
 class ExportOnFitEnd(Callback):

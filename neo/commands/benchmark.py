@@ -16,14 +16,11 @@ from typing import Any
 import torch
 from jsonargparse import ArgumentParser
 
-from neo.deploy.benchmark import BenchmarkResult, benchmark_model, print_table, write_csv
-from neo.deploy.frames import model_inputs, source_frames
-from neo.deploy.runtime import ENGINE_SUFFIXES, MODEL_SUFFIXES, PROGRAM_SUFFIXES, load_model
-
 
 def check_models(models: list[Path], device: str) -> None:
     """Fails before any timing on a missing file, an unknown kind, or a missing backend or GPU."""
     from neo.deploy import tensorrt
+    from neo.deploy.runtime import ENGINE_SUFFIXES, MODEL_SUFFIXES, PROGRAM_SUFFIXES
 
     if not models:
         raise ValueError("give at least one model with --model")
@@ -69,7 +66,7 @@ def benchmark(
     device: str = "cpu",
     output: Path = Path("benchmark.csv"),
     append: bool = True,
-) -> list[BenchmarkResult]:
+) -> list[Any]:
     """Time checkpoints and exported models (latency, FPS, memory, GPU power) and write a CSV.
 
     Args:
@@ -86,7 +83,7 @@ def benchmark(
         append: keep the rows already in ``output`` (else replace the file).
 
     Returns:
-        One result per model, in the order given.
+        One :class:`neo.deploy.benchmark.BenchmarkResult` per model, in the order given.
     """
     from neo.deploy.onnx_export import check_input_size
 
@@ -101,6 +98,10 @@ def benchmark(
     output = Path(output)
     check_models(models, device)
     check_output(output)
+    from neo.deploy.benchmark import benchmark_model, print_table, write_csv
+    from neo.deploy.frames import model_inputs, source_frames
+    from neo.deploy.runtime import load_model
+
     raw, source = source_frames(video, images, frames)
     results = []
     for path in models:

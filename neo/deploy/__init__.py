@@ -19,7 +19,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "CalibrationConfig": "neo.deploy.calibration",
+        "CalibrationConfig": "neo.deploy.options",
         "DeploySpec": "neo.deploy.contract",
         "DeployedModel": "neo.deploy.runtime",
         "ExportRequest": "neo.deploy.export",

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from torch import Tensor
 
 from neo.deploy.frames import read_image_folder, read_video_frames
+from neo.deploy.options import CalibrationConfig
 from neo.deploy.preprocess import FramePreprocessor
 from neo.inference.spec import InferenceSpec
 
@@ -26,38 +26,6 @@ SYNTHETIC_WARNING = (
     "INT8 calibration on SYNTHETIC random frames: the quantisation ranges will not match real "
     "images and accuracy will suffer; calibrate on a video (--calib.video) or images instead"
 )
-
-
-@dataclass
-class CalibrationConfig:
-    """Where INT8 calibration frames come from and how the model is quantised (``--calib.*``).
-
-    Attributes:
-        video: a video whose frames are sampled evenly over its whole length.
-        images: a folder of images (sorted by name, sampled evenly).
-        num_frames: calibration frames (all of a shorter video or folder, with a warning).
-        allow_synthetic: with no video, images or training data, calibrate on random frames
-            (with a warning; accuracy suffers).
-        method: ``auto`` (ONNX Runtime static quantisation for ONNX models, ModelOpt for
-            TensorRT engines), ``ort`` or ``modelopt``.
-        algorithm: ONNX Runtime's activation ranges: ``percentile`` (99.999th percentile of
-            absolute values) or ``minmax``.
-        seed: seed of synthetic frames.
-    """
-
-    video: Path | None = None
-    images: Path | None = None
-    num_frames: int = 256
-    allow_synthetic: bool = False
-    method: Literal["auto", "ort", "modelopt"] = "auto"
-    algorithm: Literal["percentile", "minmax"] = "percentile"
-    seed: int = 0
-
-    def resolved_method(self, format: str) -> str:
-        """The quantiser for an export ``format`` (``auto``: ModelOpt for TensorRT, else ORT)."""
-        if self.method != "auto":
-            return self.method
-        return "modelopt" if format == "tensorrt" else "ort"
 
 
 def synthetic_frames(num_frames: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
@@ -105,8 +73,10 @@ def collect_calibration(
         raise ValueError(f"--calib.num_frames {config.num_frames}: must be at least 1")
     path: str | None = None
     if config.video is not None:
-        frames, source, path = read_video_frames(config.video, config.num_frames), "video", str(
-            config.video
+        frames, source, path = (
+            read_video_frames(config.video, config.num_frames),
+            "video",
+            str(config.video),
         )
     elif config.images is not None:
         frames, source = read_image_folder(config.images, config.num_frames), "images"

@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-from neo.deploy.calibration import CalibrationConfig
 from neo.deploy.contract import (
     FORMATS,
     PRECISIONS,
@@ -33,6 +32,7 @@ from neo.deploy.contract import (
 )
 from neo.deploy.onnx_export import check_input_size, export_onnx
 from neo.deploy.onnx_fp16 import to_fp16_onnx
+from neo.deploy.options import CalibrationConfig
 from neo.tasks.detection import DetectionTask
 from neo.utils.atomic import staging_folder, write_json
 
@@ -234,6 +234,7 @@ class Exporter:
             batch=self.request.batch,
             dynamic=self.request.dynamic,
             algorithm=self.request.calib.algorithm,
+            metadata={"neo_contract": spec_as_json(self.spec("onnx", "int8"))},
         )
         quantization = {**quantization, "calibration": source}
         spec = self.spec("onnx", "int8", quantization=quantization)

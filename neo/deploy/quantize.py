@@ -8,17 +8,18 @@ Two quantisers write a Q/DQ ONNX graph (TensorRT 11 has no implicit INT8 calibra
 - ``modelopt``: NVIDIA ModelOpt (``mtq.quantize`` with ``INT8_DEFAULT_CFG`` and a forward loop
   over the calibration frames) on a copy of the PyTorch task, exported with the task's tracer:
   symmetric INT8 (zero point 0) Q/DQ, the form TensorRT builds. ONNX Runtime runs it on a CPU
-  too, but without integer kernels for signed activations it is no faster than FP32 there.
+  too, but without integer kernels for its signed activations it is slower than FP32 there.
 
 Only weighted layers are quantised (:data:`QUANTIZED_OPS`: convolutions and matrix products);
 element-wise arithmetic, box decoding, softmax, grid sampling and top-k stay in float. Of the
 weighted layers, :data:`KEEP_FLOAT` stay in float: RT-DETR's class-score and box heads (encoder
 and decoder), its query position head, and the deformable-attention sampling offsets and
-attention weights. Measured on the demo RT-DETR (120 validation images, percentile ranges):
-quantising every operator costs 6.3 AP points; every weighted layer 0.3; with the heads in
-float 0.2; with heads and sampling projections in float nothing (+0.0). Faster R-CNN keeps all
-its weighted layers quantised (box predictor in float or not: within 0.3 AP, no gain), but
-quantising its element-wise operators (box decoding) costs 33 points.
+attention weights. Measured on the demo RT-DETR (ONNX Runtime, 120 validation images, 96
+calibration frames): quantising every operator costs 6.3 AP points (min/max ranges); every
+weighted layer 0.4 (percentile); with the heads in float +0.1; with the heads and the sampling
+projections in float +0.05 (ModelOpt: -0.04, and -0.3 with nothing kept in float). Faster R-CNN
+keeps all its weighted layers quantised (its box predictor in float changes AP by less than the
+noise), but quantising its element-wise operators (box decoding) costs 33 points.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -93,7 +95,7 @@ def fixed_batch(model: Any) -> int | None:
 
 
 def calibration_batches(calibration: Tensor, batch: int) -> list[np.ndarray]:
-    """``calibration`` cut into batches of ``batch`` frames (the last one topped up from the first)."""
+    """``calibration`` in batches of ``batch`` frames (the last one topped up from the first)."""
     frames = calibration.detach().float().cpu().numpy()
     if len(frames) % batch:
         extra = batch - len(frames) % batch
@@ -127,12 +129,33 @@ class _FrameReader:
         return {INPUT_NAME: self.batches[self.start - 1]}
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Silences ONNX Runtime's advice to pre-process, logged on the root logger."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _set_metadata(model: Any, metadata: dict[str, str]) -> None:
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in metadata]
+    del model.metadata_props[:]
+    for key, value in [*kept, *metadata.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def quantize_ort(
     fp32_onnx: Path,
     output: Path,
     calibration: Tensor,
     algorithm: str = "percentile",
     keep_float: Sequence[str] = KEEP_FLOAT,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """ONNX Runtime static Q/DQ quantisation of an FP32 ONNX model, written atomically.
 
@@ -142,6 +165,8 @@ def quantize_ort(
         calibration: float32 (N, 3, H, W) preprocessed frames.
         algorithm: activation ranges, ``percentile`` or ``minmax``.
         keep_float: module-name fragments of the weighted layers kept in float.
+        metadata: strings stored in the output's ``metadata_props``, replacing the FP32
+            model's entries of the same keys.
 
     Returns:
         What the sidecar records under ``quantization``.
@@ -161,6 +186,7 @@ def quantize_ort(
         atomic_path(output) as tmp,
         tempfile.TemporaryDirectory(prefix="neo-int8-") as scratch,
         contextlib.redirect_stdout(io.StringIO()),
+        _quiet_root_logger(),
     ):
         target = Path(scratch) / "int8.onnx"
         quantize_static(
@@ -177,6 +203,7 @@ def quantize_ort(
             extra_options={"CalibStridedMinMax": chunk},
         )
         model = onnx.load(str(target))
+        _set_metadata(model, metadata or {})
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
     return {
@@ -257,7 +284,7 @@ def _qdq_backend() -> None:
     ``torch.export`` cannot trace ModelOpt's own fake quantisation on a CPU (it branches on the
     data), while ``quantized_decomposed`` ops export as ``QuantizeLinear``/``DequantizeLinear``.
     """
-    import torch.ao.quantization.fx._decomposed  # noqa: F401  (defines quantized_decomposed)
+    import torch.ao.quantization.fx._decomposed  # defines the quantized_decomposed ops
     from modelopt.torch.quantization.nn.modules.tensor_quantizer import (
         is_registered_quant_backend,
         register_quant_backend,
@@ -327,12 +354,14 @@ def quantize_modelopt(
     batch: int = 1,
     dynamic: bool = False,
     keep_float: Sequence[str] = KEEP_FLOAT,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """ModelOpt INT8 of a copy of the task, exported as a Q/DQ ONNX graph (atomically).
 
     A ``dynamo`` task (RT-DETR) is captured by ``torch.export`` through :func:`qdq_export` and
     keeps its dynamic batch and size; a ``torchscript`` task (Faster R-CNN) goes through
-    ModelOpt's own ONNX export of its quantizers.
+    ModelOpt's own ONNX export of its quantizers. ``metadata`` goes to the model's
+    ``metadata_props``.
 
     Returns:
         What the sidecar records under ``quantization``.
@@ -342,7 +371,7 @@ def quantize_modelopt(
     quantized, info = quantize_task_modelopt(task, calibration, keep_float)
     export = contextlib.nullcontext() if task.export_tracer != "dynamo" else qdq_export(quantized)
     with export:
-        export_onnx(quantized, Path(output), input_size, batch, dynamic)
+        export_onnx(quantized, Path(output), input_size, batch, dynamic, metadata=metadata)
     return info
 
 
@@ -357,6 +386,7 @@ def quantize_int8(
     dynamic: bool = False,
     algorithm: str = "percentile",
     keep_float: Sequence[str] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Writes the INT8 Q/DQ ONNX model ``output`` calibrated on ``calibration`` frames.
 
@@ -373,6 +403,8 @@ def quantize_int8(
         algorithm: ONNX Runtime's activation ranges, ``percentile`` or ``minmax``.
         keep_float: module-name fragments of weighted layers kept in float (default
             :data:`KEEP_FLOAT`; ``[]`` quantises every weighted layer).
+        metadata: strings for the output's ``metadata_props`` (e.g. the INT8 sidecar); the
+            ``ort`` output otherwise keeps the FP32 model's entries.
 
     Returns:
         What the sidecar records under ``quantization`` (method, ranges, frame count, layers
@@ -389,11 +421,13 @@ def quantize_int8(
             f"{tuple(calibration.shape)}"
         )
     if method == "ort":
-        return quantize_ort(fp32_onnx, output, calibration, algorithm, keep)
+        return quantize_ort(fp32_onnx, output, calibration, algorithm, keep, metadata)
     if method == "modelopt":
         if task is None or input_size is None:
             raise ValueError("--calib.method modelopt needs the task and the input size")
-        return quantize_modelopt(task, output, calibration, input_size, batch, dynamic, keep)
+        return quantize_modelopt(
+            task, output, calibration, input_size, batch, dynamic, keep, metadata
+        )
     raise ValueError(f"--calib.method {method}: one of auto, {', '.join(METHODS)}")
 
 

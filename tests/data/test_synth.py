@@ -149,3 +149,29 @@ def test_other_process_finishing_first_wins(tmp_path: Path, monkeypatch) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
     monkeypatch.undo()
     assert _files(synthesize_coco(tmp_path / "fresh", **SMALL)) == inner_files
+
+
+def test_synth_video_option_writes_a_clip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = tmp_path / "clips" / "demo.mp4"
+    synth(
+        tmp_path / "ds", num_train=1, num_val=1, height=90, width=160, video=clip, video_frames=12
+    )
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"{clip}: 12 frames 160x90"
+    capture = cv2.VideoCapture(str(clip))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = capture.read()
+    capture.release()
+    assert count == 12 and ok and frame.shape == (90, 160, 3)
+    assert sorted(p.name for p in clip.parent.iterdir()) == ["demo.mp4"]  # no temporary left
+    with pytest.raises(ValueError, match=r"demo\.gif: the clip must be \.mp4 or \.avi"):
+        synth(
+            tmp_path / "ds",
+            num_train=1,
+            num_val=1,
+            height=90,
+            width=160,
+            video=tmp_path / "demo.gif",
+        )
+    assert not (tmp_path / "demo.gif").exists()

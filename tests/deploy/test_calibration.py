@@ -5,11 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from neo.data.synth import write_video
 from neo.data.transforms import EvalTransform
 from neo.deploy.calibration import (
     CalibrationConfig,
+    calibration_batch,
     collect_calibration,
     collect_calibration_data,
     extract_calibration_frames,
@@ -100,3 +102,31 @@ def test_auto_method_is_modelopt_for_tensorrt_and_onnx_runtime_otherwise():
     assert CalibrationConfig().resolved_method("onnx") == "ort"
     assert CalibrationConfig().resolved_method("tensorrt") == "modelopt"
     assert CalibrationConfig(method="ort").resolved_method("tensorrt") == "ort"
+
+
+def test_source_precedence_and_training_split_fallback(clip, tmp_path):
+    preprocessor = FramePreprocessor(SPEC, (64, 96))
+    calls = []
+
+    def training_frames(count):
+        calls.append(count)
+        return [np.full((64, 96, 3), 50, np.uint8)] * 2
+
+    config = CalibrationConfig(video=clip, images=tmp_path, num_frames=3)
+    batch, source = collect_calibration(config, preprocessor, training_frames)
+    assert source == {"source": "video", "path": str(clip), "frames": 3} and not calls
+    batch, source = collect_calibration(
+        CalibrationConfig(num_frames=5), preprocessor, training_frames
+    )
+    assert calls == [5] and source == {"source": "training split", "path": None, "frames": 2}
+    assert torch.allclose(batch, torch.full_like(batch, 50 / 255))
+
+
+def test_bad_counts_and_missing_folder_are_errors(tmp_path):
+    preprocessor = FramePreprocessor(SPEC, (64, 96))
+    with pytest.raises(ValueError, match=r"--calib\.num_frames 0"):
+        collect_calibration(CalibrationConfig(allow_synthetic=True, num_frames=0), preprocessor)
+    with pytest.raises(FileNotFoundError, match=r"absent: no such folder"):
+        collect_calibration(CalibrationConfig(images=tmp_path / "absent"), preprocessor)
+    with pytest.raises(ValueError, match="no calibration frames"):
+        calibration_batch([], preprocessor)
