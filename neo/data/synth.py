@@ -352,7 +352,7 @@ VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
 def write_video(
     path: Path,
-    num_frames: int = 240,
+    num_frames: int = 256,
     height: int = 1080,
     width: int = 1920,
     seed: int = 0,
@@ -424,7 +424,7 @@ def synth(
     width: int = 1920,
     seed: int = 0,
     video: Path | None = None,
-    video_frames: int = 240,
+    video_frames: int = 256,
 ) -> Path:
     """Generate the built-in synthetic COCO dataset of coloured shapes.
 
