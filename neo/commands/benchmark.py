@@ -9,12 +9,13 @@ frames to its input size as neo's evaluation does, and times it
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from jsonargparse import ArgumentParser
+
+from neo.utils.atomic import check_writable
 
 
 def check_models(models: list[Path], device: str) -> None:
@@ -41,17 +42,6 @@ def check_models(models: list[Path], device: str) -> None:
             tensorrt.require_gpu()
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: PyTorch sees no GPU on this machine")
-
-
-def check_output(output: Path) -> None:
-    """The CSV's folder exists (created if needed) and is writable; a one-line error otherwise."""
-    folder = output.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise ValueError(f"--output {output}: not writable ({e.strerror or e})") from None
 
 
 def benchmark(
@@ -97,7 +87,7 @@ def benchmark(
     size = check_input_size(input_size) if input_size is not None else None
     output = Path(output)
     check_models(models, device)
-    check_output(output)
+    check_writable(output.parent)
     from neo.deploy.benchmark import benchmark_model, print_table, write_csv
     from neo.deploy.frames import model_inputs, source_frames
     from neo.deploy.runtime import load_model

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from neo.deploy.onnx_export import check_input_size, export_onnx
 from neo.deploy.onnx_fp16 import to_fp16_onnx
 from neo.deploy.options import CalibrationConfig
 from neo.tasks.detection import DetectionTask
-from neo.utils.atomic import staging_folder, write_json
+from neo.utils.atomic import check_writable, staging_folder, write_json
 
 REPORT_NAME = "export_report.json"
 # the most an FP32 ONNX model's AP may differ from PyTorch's on the same images
@@ -90,18 +89,6 @@ def check_combination(format: str, precision: str) -> None:
             f"--format {format} --precision {precision}: not supported (INT8 for TensorRT comes "
             "from a Q/DQ ONNX graph: use --format tensorrt --precision int8)"
         )
-
-
-def check_writable(folder: Path) -> Path:
-    """``folder`` created if needed and writable; a one-line ``ValueError`` otherwise."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise ValueError(f"--output {folder}: not writable ({e.strerror or e})") from None
-    return folder
 
 
 def default_output(checkpoint: Path | None) -> Path:
@@ -355,7 +342,6 @@ class Exporter:
         started = time.perf_counter()
         try:
             self.write(staging)
-            self.files = [(path, spec) for path, spec in self.files]
             validation = self.validate()
             report = {
                 "checkpoint": str(self.checkpoint) if self.checkpoint else None,

@@ -275,7 +275,7 @@ def optimize_for_fps(
     device = device or default_device()
     output = Path(output_path) if output_path else model_path.with_name(f"{model_path.stem}_fps")
     time_model = frame_timer(video_path, device, runs, warmup, num_frames, batch)
-    from neo.deploy.export import check_writable
+    from neo.utils.atomic import check_writable
 
     check_writable(output)
     if candidates is None:

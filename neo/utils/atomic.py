@@ -74,3 +74,15 @@ def write_json(path: Path, data: Any, indent: int | None = None) -> None:
     """Writes JSON atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=indent)
+
+
+def check_writable(folder: Path, option: str = "--output") -> Path:
+    """``folder`` created if needed and writable; a one-line ``ValueError`` naming it otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(f"{option} {folder}: not writable ({e.strerror or e})") from None
+    return folder
