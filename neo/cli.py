@@ -277,14 +277,18 @@ class NeoCLI(LightningCLI):
             super().instantiate_classes()
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer; ``predict`` writes COCO results into the run's folder by default."""
+        """The trainer; ``predict`` writes the task's predictions (COCO results for detectors)."""
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand == "predict" and not any(
             isinstance(c, BasePredictionWriter) for c in trainer.callbacks
         ):
-            from neo.callbacks.prediction_writer import CocoPredictionWriter
+            writer = getattr(self.model, "prediction_writer", None)
+            if callable(writer):
+                trainer.callbacks.append(writer())
+            else:
+                from neo.callbacks.prediction_writer import CocoPredictionWriter
 
-            trainer.callbacks.append(CocoPredictionWriter())
+                trainer.callbacks.append(CocoPredictionWriter())
         return trainer
 
     def _run_subcommand(self, subcommand: str) -> None:

@@ -10,6 +10,7 @@ __all__ = [
     "DetectionVisualizer",
     "ExportOnFitEnd",
     "INT8Calibration",
+    "ReIDPredictionWriter",
 ]
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -21,5 +22,6 @@ __getattr__, __dir__ = lazy_exports(
         "EMA": "neo.callbacks.ema",
         "ExportOnFitEnd": "neo.callbacks.export",
         "INT8Calibration": "neo.callbacks.export",
+        "ReIDPredictionWriter": "neo.callbacks.reid_prediction_writer",
     },
 )

@@ -25,7 +25,10 @@ from lightning import LightningDataModule, LightningModule, Trainer
 from neo.utils.atomic import atomic_path
 
 # Leading columns of the table, in this order when logged; other val/ metrics follow.
-LEADING_METRICS = ("precision", "recall", "F1", "AP", "AP50")
+LEADING_METRICS = (
+    *("precision", "recall", "F1", "AP", "AP50"),
+    *("rank1", "rank5", "mAP", "AUROC", "OSCR", "macro_F1"),
+)
 FIXED_COLUMNS = ("fold", "val_images", "epochs", "checkpoint")
 
 FoldBuilder = Callable[
@@ -129,8 +132,8 @@ def _best_checkpoint(trainer: Trainer, fold: int) -> Path:
 def _num_val_samples(trainer: Trainer) -> int | None:
     loaders = trainer.val_dataloaders
     loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
-    try:
-        return sum(len(loader.dataset) for loader in loaders)
+    try:  # the first loader: the validated images (ReID's second is its gallery)
+        return len(loaders[0].dataset)
     except (AttributeError, TypeError):
         return None
 

@@ -17,6 +17,9 @@ FUNCTION_VERBS: dict[str, tuple[str, str]] = {
     "synth-rf": ("neo.rf.synth", "synth_rf"),
     "spectrogram": ("neo.rf.dataset_writer", "make_spectrograms"),
     "coco": ("neo.commands.coco_download", "coco"),
+    "synth-reid": ("neo.data.reid.synth", "synth_reid"),
+    "crops": ("neo.data.reid.crops", "crops"),
+    "negatives": ("neo.data.reid.negatives", "negatives"),
 }
 
 

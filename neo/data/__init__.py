@@ -6,7 +6,9 @@ __all__ = [
     "CocoDataModule",
     "DatasetError",
     "DemoCocoDataModule",
+    "DemoReIDDataModule",
     "DetectionDataModule",
+    "ReIDDataModule",
     "SpectrogramDataModule",
 ]
 __getattr__, __dir__ = lazy_exports(
@@ -15,6 +17,8 @@ __getattr__, __dir__ = lazy_exports(
         "CocoDataModule": "neo.data.coco_datamodule",
         "DatasetError": "neo.data.problems",
         "DemoCocoDataModule": "neo.data.demo",
+        "DemoReIDDataModule": "neo.data.reid.demo",
+        "ReIDDataModule": "neo.data.reid.datamodule",
         "DetectionDataModule": "neo.data.base",
         "SpectrogramDataModule": "neo.data.spectrogram_datamodule",
     },
