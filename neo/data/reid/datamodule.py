@@ -31,7 +31,7 @@ from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
-from neo.data.reid.crops import write_crops
+from neo.data.reid.crops import crop_records
 from neo.data.reid.dataset import CroppedBBoxDataset
 from neo.data.reid.meta import DEFAULT_FRAME_PATTERN, read_meta
 from neo.data.reid.negatives import load_negatives_from_csv
@@ -169,13 +169,15 @@ class ReIDDataModule(LightningDataModule):
         self.predict_dataset: Dataset | None = None
 
     # ----------------------------------------------------------------------- split
-    def _cropped(self, records: list[BoxRecord]) -> list[BoxRecord]:
-        return write_crops(
+    def _cropped(self, records: list[BoxRecord], source: Path) -> list[BoxRecord]:
+        cropped, _ = crop_records(
             records,
             self.crop_dir / "images",
             bbox_mode=self.bbox_mode,
             workers=self.crop_workers,
+            source=source.name,
         )
+        return cropped
 
     def _read(self, meta: Path) -> list[BoxRecord]:
         return read_meta(meta, self.img_root, self.frame_pattern)
@@ -183,11 +185,12 @@ class ReIDDataModule(LightningDataModule):
     @cached_property
     def split(self) -> OpenSetSplit:
         """The fold's open-set split, with every box cropped (built on first use)."""
-        records = self._cropped(self._read(self.meta))
+        records = self._cropped(self._read(self.meta), self.meta)
         negatives = None
         if self.negatives is not None:
             negatives = self._cropped(
-                load_negatives_from_csv(self.negatives, self.img_root, self.frame_pattern)
+                load_negatives_from_csv(self.negatives, self.img_root, self.frame_pattern),
+                self.negatives,
             )
         split = build_open_set_splits(
             records,
@@ -290,7 +293,7 @@ class ReIDDataModule(LightningDataModule):
         """The boxes ``predict`` identifies, in loader order."""
         if self.predict_meta is None:
             return self._query_records()
-        return self._cropped(self._read(self.predict_meta))
+        return self._cropped(self._read(self.predict_meta), self.predict_meta)
 
     # ----------------------------------------------------------------------- loaders
     def _loader_options(self) -> dict[str, Any]:
