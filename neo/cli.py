@@ -32,10 +32,11 @@ TOOL_VERBS = {
     "data": "neo.commands.data",
     "rf": "neo.commands.rf_detect",
     "benchmark": "neo.commands.benchmark",
+    "remix": "neo.commands.remix",
 }
 CROSS_VALIDATION = "cv"
 # options given as two numbers on the command line (``--input_size H W``)
-PAIR_OPTIONS = ("--input_size",)
+PAIR_OPTIONS = ("--input_size", "--view")
 # switches that may be given bare (``--dynamic`` for ``--dynamic true``)
 FLAG_OPTIONS = ("--dynamic", "--allow_tf32", "--calib.allow_synthetic")
 # model arguments set from the data module at instantiation (see add_arguments_to_parser)
@@ -369,8 +370,8 @@ def command_line_model_keys(argv: list[str]) -> set[str]:
 def join_pair_options(argv: list[str]) -> list[str]:
     """Command-line shorthands jsonargparse does not read, spelled out.
 
-    ``--input_size 1088 1920`` -> ``--input_size=[1088,1920]``; a bare switch such as
-    ``--dynamic`` (last, or followed by another option) -> ``--dynamic=true``.
+    ``--input_size 1088 1920`` -> ``--input_size=[1088,1920]`` (also ``--view W H``); a bare
+    switch such as ``--dynamic`` (last, or followed by another option) -> ``--dynamic=true``.
     """
     joined: list[str] = []
     i = 0

@@ -1,0 +1,49 @@
+"""Remix: detectors of several sizes over a non-uniform partition of a high-resolution view.
+
+The offline planning part: size bins, the ``profiles.json``/``plans.json`` files, the scene's
+object distribution and the recursive planner.
+"""
+
+from neo.utils.lazy import lazy_exports
+
+__all__ = [
+    "AREA_EDGES",
+    "BIN_NAMES",
+    "NUM_BINS",
+    "Block",
+    "ObjectDistribution",
+    "Plan",
+    "Profile",
+    "check_tiling",
+    "from_coco",
+    "load_plans",
+    "load_profiles",
+    "plan",
+    "save_plans",
+    "save_profiles",
+    "size_bins",
+    "size_histogram",
+    "update_profile",
+]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AREA_EDGES": "neo.remix.bins",
+        "BIN_NAMES": "neo.remix.bins",
+        "NUM_BINS": "neo.remix.bins",
+        "size_bins": "neo.remix.bins",
+        "size_histogram": "neo.remix.bins",
+        "Block": "neo.remix.files",
+        "Plan": "neo.remix.files",
+        "Profile": "neo.remix.files",
+        "check_tiling": "neo.remix.files",
+        "load_plans": "neo.remix.files",
+        "load_profiles": "neo.remix.files",
+        "save_plans": "neo.remix.files",
+        "save_profiles": "neo.remix.files",
+        "update_profile": "neo.remix.files",
+        "ObjectDistribution": "neo.remix.distribution",
+        "from_coco": "neo.remix.distribution",
+        "plan": "neo.remix.planner",
+    },
+)
