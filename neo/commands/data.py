@@ -20,6 +20,7 @@ FUNCTION_VERBS: dict[str, tuple[str, str]] = {
     "synth-reid": ("neo.data.reid.synth", "synth_reid"),
     "crops": ("neo.data.reid.crops", "crops"),
     "negatives": ("neo.data.reid.negatives", "negatives"),
+    "synth-scenes": ("neo.remix.scenes", "synth_scenes"),
 }
 
 

@@ -7,6 +7,7 @@ resolution), plans the partitions that fit the latency budget and writes ``plans
 
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,13 @@ from jsonargparse import ArgumentParser
 from neo.remix.files import Plan
 
 PLAN = "plan"
+MODEL_VERBS = ("profile", "run")
+# verb -> (module, function) of the other verbs; only the module of the verb run is imported
+FUNCTION_VERBS: dict[str, tuple[str, str]] = {
+    "profile": ("neo.remix.profiler", "remix_profile"),
+    "run": ("neo.remix.run", "remix_run"),
+    "split": ("neo.remix.scenes", "split_history"),
+}
 
 
 def remix_plan(
@@ -81,7 +89,8 @@ def format_plans(plans: list[Plan]) -> str:
 
 def description() -> str:
     """One line naming the verbs (the help of ``neo remix``)."""
-    return f"Remix partition planning (neo remix {{{PLAN}}})"
+    verbs = ",".join(["profile", PLAN, "run", "split"])
+    return f"Remix: profile detectors, plan partitions, run them (neo remix {{{verbs}}})"
 
 
 def add_verbs(parser: ArgumentParser) -> None:
@@ -91,10 +100,22 @@ def add_verbs(parser: ArgumentParser) -> None:
         parser: the ``neo remix`` parser.
     """
     subcommands = parser.add_subcommands()
-    summary = (remix_plan.__doc__ or "").strip().split("\n")[0]
-    sub = type(parser)(description=summary)
-    sub.add_function_arguments(remix_plan, as_positional=False)
-    subcommands.add_subcommand(PLAN, sub, help=summary)
+    for verb in ("profile", PLAN, "run", "split"):
+        function = _function(verb)
+        summary = (function.__doc__ or "").strip().split("\n")[0]
+        sub = type(parser)(description=summary)
+        skip = set()
+        if verb in MODEL_VERBS:
+            sub.add_argument(
+                "--models",
+                type=str,
+                nargs="+",
+                required=True,
+                help="neo model files (.ckpt, .onnx, .engine, .ep), space separated or a JSON list",
+            )
+            skip = {"models"}
+        sub.add_function_arguments(function, as_positional=False, skip=skip)
+        subcommands.add_subcommand(verb, sub, help=summary)
 
 
 def run(config: Any) -> int:
@@ -109,6 +130,16 @@ def run(config: Any) -> int:
     verb = config.subcommand
     kwargs = config[verb].as_dict()
     kwargs.pop("__path__", None)
-    if verb == PLAN:
-        remix_plan(**kwargs)
+    if verb in MODEL_VERBS:
+        from neo.commands.rf_detect import models_as_list
+
+        kwargs["models"] = models_as_list(kwargs["models"])
+    _function(verb)(**kwargs)
     return 0
+
+
+def _function(verb: str) -> Any:
+    if verb == PLAN:
+        return remix_plan
+    module, name = FUNCTION_VERBS[verb]
+    return getattr(importlib.import_module(module), name)

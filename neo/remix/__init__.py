@@ -1,7 +1,8 @@
 """Remix: detectors of several sizes over a non-uniform partition of a high-resolution view.
 
-The offline planning part: size bins, the ``profiles.json``/``plans.json`` files, the scene's
-object distribution and the recursive planner.
+Size bins, the ``profiles.json``/``plans.json`` files, the detector interface, the profiler,
+the scene's object distribution, the recursive planner, the adaptive runtime and
+:class:`RemixSystem` that holds them together.
 """
 
 from neo.utils.lazy import lazy_exports
@@ -11,9 +12,15 @@ __all__ = [
     "BIN_NAMES",
     "NUM_BINS",
     "Block",
+    "CallableDetector",
+    "DeployedDetector",
+    "Detector",
+    "NNProfiler",
     "ObjectDistribution",
     "Plan",
     "Profile",
+    "RemixRuntime",
+    "RemixSystem",
     "check_tiling",
     "from_coco",
     "load_plans",
@@ -45,5 +52,11 @@ __getattr__, __dir__ = lazy_exports(
         "ObjectDistribution": "neo.remix.distribution",
         "from_coco": "neo.remix.distribution",
         "plan": "neo.remix.planner",
+        "CallableDetector": "neo.remix.detector",
+        "DeployedDetector": "neo.remix.detector",
+        "Detector": "neo.remix.detector",
+        "NNProfiler": "neo.remix.profiler",
+        "RemixRuntime": "neo.remix.runtime",
+        "RemixSystem": "neo.remix.system",
     },
 )
