@@ -1,4 +1,4 @@
-"""Callbacks: EMA, visualisation, prediction files, auto-tuning, export at the end of fit."""
+"""Callbacks: EMA, visualisation, prediction files, auto-tuning, export and Remix profiling."""
 
 from neo.utils.lazy import lazy_exports
 
@@ -11,6 +11,7 @@ __all__ = [
     "ExportOnFitEnd",
     "INT8Calibration",
     "ReIDPredictionWriter",
+    "RemixProfiling",
 ]
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -23,5 +24,6 @@ __getattr__, __dir__ = lazy_exports(
         "ExportOnFitEnd": "neo.callbacks.export",
         "INT8Calibration": "neo.callbacks.export",
         "ReIDPredictionWriter": "neo.callbacks.reid_prediction_writer",
+        "RemixProfiling": "neo.callbacks.remix_profiling",
     },
 )
