@@ -17,23 +17,19 @@ Annotation conventions (those of COCO, whose boxes and areas come from visible m
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from neo.data.problems import DatasetError
-from neo.utils.atomic import staging_folder
+from neo.data.generated import generate_once
 
 SHAPES: tuple[str, ...] = ("disc", "box", "triangle", "star")
 CATEGORY_IDS: tuple[int, ...] = (1, 3, 7, 12)
 FORMAT_VERSION = 1
-_MARKER = ".complete"
 _SPLIT_SEED = {"train": 0, "val": 1}
 _HUE_OFFSET = 5.0  # OpenCV hue of class 0 (reddish discs)
 
@@ -233,32 +229,6 @@ def _write_split(directory: Path, split: str, num_images: int, seed: int, params
     }
 
 
-def _read_marker(out: Path) -> dict | None:
-    """Generation parameters recorded in a complete dataset directory, else ``None``."""
-    try:
-        return json.loads((out / _MARKER).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        return None
-
-
-def _check_existing(out: Path, params: dict) -> bool:
-    """Whether ``out`` is already the requested dataset; raise if it is something else."""
-    if not out.exists():
-        return False
-    recorded = _read_marker(out)
-    if recorded is None:
-        raise DatasetError(
-            f"{out}: exists but is not a complete synthetic dataset; remove it or choose another "
-            "folder"
-        )
-    if recorded != params:
-        raise DatasetError(
-            f"{out}: holds a synthetic dataset generated with other parameters {recorded}; "
-            "remove it or choose another directory"
-        )
-    return True
-
-
 def synthesize_coco(
     out: Path,
     num_train: int = 64,
@@ -326,24 +296,14 @@ def synthesize_coco(
         "clutter": clutter,
         "jpeg_quality": jpeg_quality,
     }
-    if _check_existing(out, params):
-        return out
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = staging_folder(out.parent, f".{out.name}.tmp-{os.getpid()}-")
-    try:
-        (tmp / "annotations").mkdir()
+    def write(folder: Path) -> None:
+        (folder / "annotations").mkdir()
         for split, count in (("train", num_train), ("val", num_val)):
-            coco = _write_split(tmp, split, count, seed, params)
-            (tmp / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
-        (tmp / _MARKER).write_text(json.dumps(params))
-        with contextlib.suppress(OSError):
-            # Fails when another process renamed its copy into place first.
-            os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if not _check_existing(out, params):
-        raise RuntimeError(f"{out}: could not move the generated dataset into place")
+            coco = _write_split(folder, split, count, seed, params)
+            (folder / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+
+    generate_once(out, params, write, "synthetic dataset")
     return out
 
 

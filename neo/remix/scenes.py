@@ -19,26 +19,23 @@ box of the visible pixels (inside the frame), ``area`` its ``w * h``; an object 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from neo.data.generated import generate_once
 from neo.data.problems import DatasetError
 from neo.data.synth import SHAPES
-from neo.utils.atomic import staging_folder, write_json
+from neo.utils.atomic import write_json
 
 FORMAT_VERSION = 1
 FPS = 10.0
 JPEG_QUALITY = 95
 FAR_DEPTH = 20.0  # depth of the farthest objects, in units of the bottom edge's depth
 MIN_VISIBLE = 0.3
-_MARKER = ".complete"
 _HUE_OFFSET = 5.0  # OpenCV hue of class 0, as in neo.data.synth
 _REFERENCE_HEIGHT = 1080
 # per class: (width, height) at the bottom edge of a 1080p frame, and speed in metres per frame
@@ -398,25 +395,6 @@ def _write_scene(folder: Path, params: dict) -> None:
     (folder / "annotations.json").write_text(json.dumps(coco))
 
 
-def _is_complete(out: Path, params: dict) -> bool:
-    """Whether ``out`` already holds this scene; a DatasetError if it holds something else."""
-    if not out.exists():
-        return False
-    try:
-        recorded = json.loads((out / _MARKER).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        raise DatasetError(
-            f"{out}: exists but is not a complete synthetic scene; remove it or choose another "
-            "folder"
-        ) from None
-    if recorded != params:
-        raise DatasetError(
-            f"{out}: holds a synthetic scene made with other parameters {recorded}; remove it "
-            "or choose another folder"
-        )
-    return True
-
-
 def synth_scenes(
     out: Path,
     num_frames: int = 60,
@@ -474,20 +452,7 @@ def synth_scenes(
         "seed": int(seed),
         "video": bool(video),
     }
-    if _is_complete(out, params):
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = staging_folder(out.parent, f".{out.name}.tmp-{os.getpid()}-")
-    try:
-        _write_scene(tmp, params)
-        (tmp / _MARKER).write_text(json.dumps(params))
-        with contextlib.suppress(OSError):
-            # Fails when another process renamed its copy into place first.
-            os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if not _is_complete(out, params):
-        raise RuntimeError(f"{out}: could not move the generated scene into place")
+    generate_once(out, params, lambda folder: _write_scene(folder, params), "synthetic scene")
     return out
 
 

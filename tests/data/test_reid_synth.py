@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
+from neo.data.generated import MARKER
 from neo.data.problems import DatasetError
 from neo.data.reid.synth import (
-    MARKER,
     META_COLUMNS,
     VIEWS,
     Person,

@@ -20,11 +20,7 @@ out of the picture, so about 2 % of the boxes extend past the frame border.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from neo.data.problems import DatasetError
+from neo.data.generated import generate_once
 from neo.data.reid.records import UNKNOWN
-from neo.utils.atomic import staging_folder
 
 FORMAT_VERSION = 1
 META_FILE = "train_meta.csv"
@@ -42,7 +37,6 @@ IMAGES_FOLDER = "images"
 META_COLUMNS = ("quarter", "angle", "session", "frame", "x", "y", "w", "h", "label_id")
 FRAME_PATTERN = "{quarter}__{angle}__{session:02d}__{frame:02d}.jpg"
 JPEG_QUALITY = 95
-MARKER = ".complete"
 
 Colour = tuple[int, int, int]  # BGR
 
@@ -627,32 +621,6 @@ def _write_dataset(folder: Path, params: dict) -> int:
     return len(lines) - 1
 
 
-def _read_marker(out: Path) -> dict | None:
-    """Generation parameters recorded in a complete dataset folder, else ``None``."""
-    try:
-        return json.loads((out / MARKER).read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        return None
-
-
-def _is_complete(out: Path, params: dict) -> bool:
-    """Whether ``out`` already is the requested dataset; raise if it holds something else."""
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return False
-    recorded = _read_marker(out)
-    if recorded is None:
-        raise DatasetError(
-            f"{out}: exists but is not a complete synthetic ReID dataset (no {MARKER}); remove it "
-            "or choose another folder"
-        )
-    if recorded != params:
-        raise DatasetError(
-            f"{out}: holds a synthetic ReID dataset made with other parameters {recorded}; remove "
-            "it or choose another folder"
-        )
-    return True
-
-
 def _check_arguments(params: dict) -> None:
     """Raise a one-line ``ValueError`` for impossible generation parameters."""
     unknown = [a for a in params["angles"] if a not in VIEWS]
@@ -737,20 +705,11 @@ def synth_reid(
         "seed": int(seed),
     }
     _check_arguments(params)
-    if _is_complete(out, params):
+    built, rows = generate_once(
+        out, params, lambda folder: _write_dataset(folder, params), "synthetic ReID dataset", True
+    )
+    if not built:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_folder(out.parent, f".{out.name}.tmp-{os.getpid()}-")
-    try:
-        rows = _write_dataset(staging, params)
-        (staging / MARKER).write_text(json.dumps(params), encoding="utf-8")
-        with contextlib.suppress(OSError):
-            # Fails when another process moved its copy into place first.
-            os.rename(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if not _is_complete(out, params):
-        raise RuntimeError(f"{out}: could not move the generated dataset into place")
     frames = params["quarters"] * params["sessions"] * frames_per_session * len(params["angles"])
     print(f"{out}: {frames} frames {width}x{height}, {rows} boxes of {num_identities} players")
     return out
