@@ -8,6 +8,7 @@ the input size stand in (named ``random`` in the results).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,29 @@ def even_indices(total: int, count: int) -> list[int]:
     if count >= total:
         return list(range(total))
     return sorted({int(v + 0.5) for v in np.linspace(0, total - 1, count)})
+
+
+def iter_video_frames(path: Path | str) -> Iterator[np.ndarray]:
+    """Every frame of a video in order, as RGB uint8 arrays, decoded one at a time.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: OpenCV cannot open it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such video")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"{path}: not a readable video (OpenCV cannot open it)")
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
 
 
 def read_video_frames(path: Path | str, num_frames: int) -> list[np.ndarray]:

@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from faster_coco_eval import COCO, COCOeval_faster
 
+from neo.data.coco_index import resolve_inside
+from neo.data.images import read_image
 from neo.data.problems import DatasetError
 from neo.remix.bins import AREA_EDGES, BIN_NAMES, NUM_BINS
 from neo.remix.detector import DeployedDetector, Detections, Detector, fit_to_input
@@ -233,7 +234,8 @@ def _no_detection_ap(annotations: list[dict]) -> np.ndarray:
     return ap
 
 
-def _read_annotations(coco_annotations: Path | dict) -> tuple[dict, str]:
+def read_coco_file(coco_annotations: Path | dict) -> tuple[dict, str]:
+    """A COCO instances file (or an already read dict) and its name for messages."""
     if isinstance(coco_annotations, dict):
         return coco_annotations, "ground truth"
     path = Path(coco_annotations)
@@ -248,17 +250,21 @@ def _read_annotations(coco_annotations: Path | dict) -> tuple[dict, str]:
     return data, str(path)
 
 
-def _read_image(images_root: Path, file_name: str, source: str) -> np.ndarray:
-    root = Path(images_root).resolve()
-    path = (root / file_name).resolve()
-    if not path.is_relative_to(root):
-        raise DatasetError(f"{source}: image {file_name!r} lies outside {root}; keep images in it")
+def read_coco_image(images_root: Path, file_name: str, source: str) -> np.ndarray:
+    """An image listed in a COCO file, as RGB uint8; its path must stay inside ``images_root``.
+
+    Raises:
+        DatasetError: the path leaves ``images_root``, or the file cannot be decoded.
+        FileNotFoundError: the file is missing.
+    """
+    path = resolve_inside(Path(images_root), file_name)
+    if path is None:
+        raise DatasetError(
+            f"{source}: image {file_name!r} lies outside {images_root}; keep images in it"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image listed in {source} not found")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"{source}: image {path} cannot be decoded; replace or remove it")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return read_image(path, source=source)
 
 
 def _detection_categories(
@@ -301,7 +307,7 @@ def accuracy_vector(
         FileNotFoundError: the annotation file or an image is missing.
         DatasetError: unreadable annotations or image, or an image path outside ``images_root``.
     """
-    data, source = _read_annotations(coco_annotations)
+    data, source = read_coco_file(coco_annotations)
     images = sorted(data["images"], key=lambda image: int(image["id"]))
     if max_images is not None:
         images = images[: max(0, int(max_images))]
@@ -311,7 +317,7 @@ def accuracy_vector(
             by_image[int(ann["image_id"])].append(ann)
     truths, found, scales = [], [], []
     for image in images:
-        frame = _read_image(Path(images_root), str(image["file_name"]), source)
+        frame = read_coco_image(Path(images_root), str(image["file_name"]), source)
         anns = by_image[int(image["id"])]
         xywh = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
@@ -441,7 +447,7 @@ class NNProfiler:
             The new profiles by detector name.
         """
         if not isinstance(coco_annotations, dict):
-            coco_annotations = _read_annotations(coco_annotations)[0]
+            coco_annotations = read_coco_file(coco_annotations)[0]
         profiles = {}
         for detector in detectors:
             profile = self.profile(detector, coco_annotations, images_root, category_ids)
@@ -501,7 +507,7 @@ def remix_profile(
         The new profiles by detector name (``<model stem>_<W>x<H>``).
     """
     profiler = NNProfiler(batch_sizes, runs=runs, max_images=max_images)
-    coco = _read_annotations(Path(annotations))[0]
+    coco = read_coco_file(Path(annotations))[0]
     sizes: list[tuple[int, int] | None] = (
         [(int(w), int(h)) for w, h in input_sizes] if input_sizes else [None]
     )

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from neo.deploy.frames import iter_video_frames
 from neo.remix.detector import Detections, Detector
 from neo.remix.distribution import ObjectDistribution, from_coco
 from neo.remix.files import Plan, Profile, load_plans, load_profiles, save_plans, update_profile
@@ -188,17 +188,8 @@ class RemixSystem:
             path: the video.
             max_frames: stop after this many frames.
         """
-        capture = cv2.VideoCapture(str(path))
-        if not capture.isOpened():
-            raise FileNotFoundError(f"{path}: cannot open the video")
-        try:
-            index = 0
-            while max_frames is None or index < max_frames:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                detections, seconds = self.run_frame(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                yield index, detections, seconds
-                index += 1
-        finally:
-            capture.release()
+        for index, frame in enumerate(iter_video_frames(path)):
+            if max_frames is not None and index >= max_frames:
+                return
+            detections, seconds = self.run_frame(frame)
+            yield index, detections, seconds
