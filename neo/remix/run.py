@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from neo.deploy.frames import iter_video_frames
 from neo.remix.detector import DeployedDetector, Detections
 from neo.remix.files import Plan, load_plans, load_profiles
+from neo.remix.profiler import read_coco_file, read_coco_image
 from neo.remix.runtime import RemixRuntime
 from neo.utils.atomic import atomic_path, write_json
 
@@ -50,35 +51,10 @@ def category_ids_of(detectors: dict[str, DeployedDetector]) -> list[int]:
     return list(ids.pop())
 
 
-def coco_frames(annotations: Path, images: Path) -> Iterator[tuple[int, np.ndarray]]:
-    """``(image id, uint8 RGB frame)`` of every image of a COCO file, in file order."""
-    data = json.loads(Path(annotations).read_text())
-    root = Path(images).resolve()
+def coco_frames(data: dict, images: Path, source: str) -> Iterator[tuple[int, np.ndarray]]:
+    """``(image id, uint8 RGB frame)`` of every image of a COCO file's ``data``, in order."""
     for image in data["images"]:
-        path = (root / image["file_name"]).resolve()
-        if not path.is_relative_to(root):
-            raise ValueError(f"{annotations}: image {image['file_name']!r} is outside {root}")
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise FileNotFoundError(f"{path}: missing or unreadable image")
-        yield int(image["id"]), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-
-def video_frames(video: Path) -> Iterator[tuple[int, np.ndarray]]:
-    """``(frame index, uint8 RGB frame)`` of a video file."""
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise FileNotFoundError(f"{video}: cannot open the video")
-    try:
-        index = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            index += 1
-    finally:
-        capture.release()
+        yield int(image["id"]), read_coco_image(images, str(image["file_name"]), source)
 
 
 def draw_plan(frame: np.ndarray, plan: Plan, detections: Detections) -> np.ndarray:
@@ -138,9 +114,10 @@ def remix_run(
     by_id = {p.plan_id: p for p in plan_list}
     category_ids = category_ids_of(detectors)
     if video is not None:
-        frames = video_frames(Path(video))
+        frames = enumerate(iter_video_frames(Path(video)))
     else:
-        frames = coco_frames(Path(annotations), Path(images or Path(annotations).parent))
+        ground_truth, source = read_coco_file(Path(annotations))
+        frames = coco_frames(ground_truth, Path(images or Path(annotations).parent), source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
@@ -181,10 +158,7 @@ def remix_run(
     if annotations is not None:
         from neo.metrics.coco import evaluate_coco
 
-        image_ids = [int(i) for i in sorted({r["image_id"] for r in results})] or None
-        ground_truth = json.loads(Path(annotations).read_text())
-        if image_ids is None or max_frames is not None:
-            image_ids = [int(im["id"]) for im in ground_truth["images"]][: len(latencies)]
+        image_ids = [int(im["id"]) for im in ground_truth["images"]][: len(latencies)]
         scored = results
         if class_agnostic:
             ground_truth, scored = one_class(ground_truth, results)
