@@ -14,6 +14,27 @@ from neo.data.problems import ProblemReport
 from neo.tuning.auto_tune import auto_tune
 
 
+def worker_options(
+    num_workers: int,
+    persistent_workers: bool,
+    prefetch_factor: int,
+    pin_memory: bool,
+    trainer: Any,
+) -> dict[str, Any]:
+    """DataLoader worker and memory options shared by neo's data modules.
+
+    Persistent workers and prefetching only with workers; page-locked memory only when
+    ``trainer`` runs on CUDA.
+    """
+    on_gpu = trainer is not None and type(trainer.accelerator).__name__ == "CUDAAccelerator"
+    return {
+        "num_workers": num_workers,
+        "pin_memory": pin_memory and on_gpu,
+        "persistent_workers": persistent_workers and num_workers > 0,
+        "prefetch_factor": prefetch_factor if num_workers > 0 else None,
+    }
+
+
 class DetectionDataModule(LightningDataModule):
     """Base for detection data modules: DataLoader settings and the class list.
 
@@ -148,7 +169,6 @@ class DetectionDataModule(LightningDataModule):
             raise RuntimeError(
                 f"{type(self).__name__} has no {stage} data; check its configuration"
             )
-        workers = self.num_workers
         batch_size = self.batch_size if stage == "train" else self.eval_batch_size
         drop_last = stage == "train" and len(dataset) > self.batch_size
         batching: dict[str, Any] = {"batch_size": batch_size, "shuffle": shuffle}
@@ -161,12 +181,15 @@ class DetectionDataModule(LightningDataModule):
         return DataLoader(
             dataset,
             **batching,
-            num_workers=workers,
             collate_fn=collate_detection,
-            pin_memory=self.pin_memory and self._on_gpu(),
-            persistent_workers=self.persistent_workers and workers > 0,
-            prefetch_factor=self.prefetch_factor if workers > 0 else None,
             drop_last=drop_last,
+            **worker_options(
+                self.num_workers,
+                self.persistent_workers,
+                self.prefetch_factor,
+                self.pin_memory,
+                self.trainer,
+            ),
         )
 
     @staticmethod
@@ -176,10 +199,6 @@ class DetectionDataModule(LightningDataModule):
             rank_zero_info(
                 f"{split} data ({source}): {report.summary()}; `neo data check` lists them"
             )
-
-    def _on_gpu(self) -> bool:
-        trainer = self.trainer
-        return trainer is not None and trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from torch import Tensor
 
+from neo.data.reid.records import GALLERY, QUERY
 from neo.metrics.reid import (
     auroc,
     best_threshold,
@@ -25,7 +26,6 @@ from neo.models.reid.model import MEAN, STD, ReIDModel, normalize
 from neo.tasks.detection import eval_mode
 
 REID_SPEC_KEY = "neo_reid_spec"
-QUERY, GALLERY = 0, 1
 
 
 def identity_prototypes(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

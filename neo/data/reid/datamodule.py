@@ -31,16 +31,15 @@ from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
+from neo.data.base import worker_options
 from neo.data.reid.crops import crop_records
 from neo.data.reid.dataset import CroppedBBoxDataset
 from neo.data.reid.meta import DEFAULT_FRAME_PATTERN, read_meta
 from neo.data.reid.negatives import load_negatives_from_csv
-from neo.data.reid.records import BoxRecord
+from neo.data.reid.records import GALLERY, QUERY, BoxRecord
 from neo.data.reid.sampler import IdentityBatchSampler
 from neo.data.reid.splits import OpenSetSplit, build_open_set_splits
 from neo.data.reid.transforms import eval_transform, train_transform
-
-QUERY, GALLERY = 0, 1
 
 
 @dataclass(frozen=True)
@@ -289,23 +288,25 @@ class ReIDDataModule(LightningDataModule):
             records = self.prediction_records()
             self.predict_dataset = self._dataset(records, list(range(len(records))), False)
 
-    def prediction_records(self) -> list[BoxRecord]:
-        """The boxes ``predict`` identifies, in loader order."""
+    @cached_property
+    def _prediction_records(self) -> list[BoxRecord]:
         if self.predict_meta is None:
             return self._query_records()
         return self._cropped(self._read(self.predict_meta), self.predict_meta)
 
+    def prediction_records(self) -> list[BoxRecord]:
+        """The boxes ``predict`` identifies, in loader order (read and cropped once)."""
+        return self._prediction_records
+
     # ----------------------------------------------------------------------- loaders
     def _loader_options(self) -> dict[str, Any]:
-        workers = self.num_workers
-        trainer = self._trainer if hasattr(self, "_trainer") else None
-        on_gpu = trainer is not None and type(trainer.accelerator).__name__ == "CUDAAccelerator"
-        return {
-            "num_workers": workers,
-            "pin_memory": self.pin_memory and on_gpu,
-            "persistent_workers": self.persistent_workers and workers > 0,
-            "prefetch_factor": self.prefetch_factor if workers > 0 else None,
-        }
+        return worker_options(
+            self.num_workers,
+            self.persistent_workers,
+            self.prefetch_factor,
+            self.pin_memory,
+            self.trainer,
+        )
 
     def _eval_loader(self, dataset: Dataset | None, name: str) -> DataLoader:
         if dataset is None:

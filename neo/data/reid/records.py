@@ -11,6 +11,8 @@ BACKGROUND = "background"
 PARTIAL = "partial"
 KINDS = (PLAYER, BACKGROUND, PARTIAL)
 UNKNOWN = -1
+# the evaluation sets of a ReID data module, by validation dataloader index
+QUERY, GALLERY = 0, 1
 
 
 @dataclass(frozen=True, slots=True)
