@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from neo.deploy.frames import iter_video_frames
 from neo.remix.detector import DeployedDetector, Detections
 from neo.remix.files import Plan, load_plans, load_profiles
 from neo.remix.profiler import read_coco_file, read_coco_image
@@ -114,6 +113,8 @@ def remix_run(
     by_id = {p.plan_id: p for p in plan_list}
     category_ids = category_ids_of(detectors)
     if video is not None:
+        from neo.deploy.frames import iter_video_frames  # torch-heavy: loaded when used
+
         frames = enumerate(iter_video_frames(Path(video)))
     else:
         ground_truth, source = read_coco_file(Path(annotations))

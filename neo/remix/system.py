@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from neo.deploy.frames import iter_video_frames
 from neo.remix.detector import Detections, Detector
 from neo.remix.distribution import ObjectDistribution, from_coco
 from neo.remix.files import Plan, Profile, load_plans, load_profiles, save_plans, update_profile
@@ -188,6 +187,8 @@ class RemixSystem:
             path: the video.
             max_frames: stop after this many frames.
         """
+        from neo.deploy.frames import iter_video_frames  # torch-heavy: loaded when used
+
         for index, frame in enumerate(iter_video_frames(path)):
             if max_frames is not None and index >= max_frames:
                 return
