@@ -52,9 +52,10 @@ def _module_input_size(module: Any) -> tuple[int, int] | None:
 class RemixProfiling(Callback):
     """Profiles the trained task on the validation split after ``fit`` (global rank zero only).
 
-    Each input size gets an entry ``<run folder name>_<W>x<H>`` in ``profiles``, added or
-    replaced: latency per batch size and the class-aware accuracy per size bin (see
-    :mod:`neo.remix.profiler`). The data module must name its validation images
+    Each input size gets an entry ``<name>_<W>x<H>`` in ``profiles``, added or replaced: latency
+    per batch size and the accuracy per size bin (see :mod:`neo.remix.profiler`). Name it after
+    the checkpoint file the weights are saved in (``neo remix run`` finds a detector's model by
+    that stem). The data module must name its validation images
     (``image_folder("val")``, as :class:`~neo.data.coco_datamodule.CocoDataModule` does); otherwise
     a warning says so and nothing is profiled.
 
@@ -64,6 +65,8 @@ class RemixProfiling(Callback):
         batch_sizes: batch sizes to time.
         runs: timed calls per batch size.
         max_images: validation images evaluated.
+        name: the detectors' name before ``_<W>x<H>`` (default: the run folder's name).
+        class_agnostic: ignore classes when matching, as ``neo remix profile`` does by default.
     """
 
     def __init__(
@@ -73,12 +76,16 @@ class RemixProfiling(Callback):
         batch_sizes: Sequence[int] = (1, 2, 4),
         runs: int = 20,
         max_images: int | None = 50,
+        name: str | None = None,
+        class_agnostic: bool = True,
     ) -> None:
         self.profiles = Path(profiles)
         self.input_sizes = [(int(w), int(h)) for w, h in input_sizes] if input_sizes else None
         self.batch_sizes = tuple(int(b) for b in batch_sizes)
         self.runs = runs
         self.max_images = max_images
+        self.name = name
+        self.class_agnostic = class_agnostic
         self.results: dict[str, Any] = {}
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
@@ -94,16 +101,14 @@ class RemixProfiling(Callback):
         if sizes[0] is None:
             rank_zero_warn("RemixProfiling: the task records no input size; set input_sizes")
             return
-        run_name = Path(trainer.log_dir or trainer.default_root_dir).name
+        name = self.name or Path(trainer.log_dir or trainer.default_root_dir).name
         profiler = NNProfiler(self.batch_sizes, runs=self.runs, max_images=self.max_images)
-        detectors = [
-            TaskDetector(pl_module, size, f"{run_name}_{size[0]}x{size[1]}") for size in sizes
-        ]
+        detectors = [TaskDetector(pl_module, size, f"{name}_{size[0]}x{size[1]}") for size in sizes]
         self.results = profiler.profile_all(
             detectors,
             datamodule.ground_truth("val"),
             Path(datamodule.image_folder("val")),
             path=self.profiles,
-            category_ids=list(pl_module.category_ids),
+            category_ids=None if self.class_agnostic else list(pl_module.category_ids),
         )
         rank_zero_info(f"RemixProfiling: {', '.join(self.results)} added to {self.profiles}")

@@ -302,8 +302,10 @@ def _centred_in(boxes: np.ndarray, block: Block) -> np.ndarray:
 class RemixRuntime:
     """Runs Remix plans on frames: selective execution, one batch per detector, NMS merge.
 
-    A block's skip window adapts to whether the block's own (unpadded) rectangle held any
-    detection centre when it ran; objects seen only in its padding do not keep it running.
+    A block reports the detections centred in its own (unpadded) rectangle: the padding lets it
+    see whole the objects it owns, and an object cut by the crop's edge, whose centre lies in the
+    padding, is left to the block that owns it. Its skip window adapts to whether it reported
+    anything when it ran.
 
     Args:
         detectors: detectors by name; every block's detector must be here.
@@ -314,6 +316,8 @@ class RemixRuntime:
         use_skip_windows: False runs every block every frame.
         max_window: the largest skip window (frames).
         controller: the plan controller (default: ``PlanController(plans, budget)``).
+        owned_only: False keeps every detection of the padded crop and leaves the duplicates
+            of neighbouring blocks to the NMS.
     """
 
     def __init__(
@@ -326,6 +330,7 @@ class RemixRuntime:
         use_skip_windows: bool = True,
         max_window: int = 8,
         controller: PlanController | None = None,
+        owned_only: bool = True,
     ) -> None:
         if not plans:
             raise ValueError("remix runtime: no plans")
@@ -350,6 +355,7 @@ class RemixRuntime:
         self.padding = padding
         self.nms_iou = nms_iou
         self.use_skip_windows = use_skip_windows
+        self.owned_only = owned_only
         self.controller = controller or PlanController(self.plans, budget)
         # keyed by (plan object, block position): a plan's windows survive switching away
         self.skip_windows = {
@@ -412,9 +418,9 @@ class RemixRuntime:
                 )
             for i, result, scale, offset in zip(indices, results, scales, offsets):
                 mapped = to_frame(result, scale, offset, self.view)
-                parts.append(mapped)
-                found = bool(_centred_in(mapped[0], plan.blocks[i]).any())
-                self.skip_windows[(id(plan), i)].update(found)
+                owned = _centred_in(mapped[0], plan.blocks[i])
+                parts.append(tuple(a[owned] for a in mapped) if self.owned_only else mapped)
+                self.skip_windows[(id(plan), i)].update(bool(owned.any()))
         merged = merge_detections(parts, self.nms_iou)
         latency = time.perf_counter() - start
         self._log = {

@@ -328,6 +328,13 @@ def test_callback_profiles_the_trained_task(dataset, tmp_path: Path) -> None:
     assert list(loaded) == ["run_7_320x240"]
     assert loaded["run_7_320x240"].acc_vector == tuple([1.0] * 12)
     assert sorted(loaded["run_7_320x240"].latency_per_batch) == [1, 2]
+    named = RemixProfiling(
+        path, [(160, 120)], batch_sizes=[1], runs=2, name="scene", class_agnostic=False
+    )
+    named.on_fit_end(trainer, FakeTask())
+    loaded = load_profiles(path)
+    assert sorted(loaded) == ["run_7_320x240", "scene_160x120"]
+    assert loaded["scene_160x120"].input_size == (160, 120)
     trainer.is_global_zero = False
     callback_other_rank = RemixProfiling(tmp_path / "other.json")
     callback_other_rank.on_fit_end(trainer, FakeTask())

@@ -282,11 +282,30 @@ def test_duplicates_across_padded_block_edge_merged_by_nms():
     runtime = RemixRuntime(detectors, [plan], budget=1.0, padding=0.2)
     (boxes, _, _), _ = runtime.run_frame(frame)
     np.testing.assert_allclose(boxes, [[90, 40, 110, 60]])
-    # the same two detections without NMS would be two boxes
     assert len(detectors["d"].function.batches[0]) == 2
-    unmerged = RemixRuntime(detectors, [plan], budget=1.0, padding=0.2, nms_iou=1.0)
+    # both crops see it whole; without ownership and NMS it would be reported twice
+    unmerged = RemixRuntime(
+        detectors, [plan], budget=1.0, padding=0.2, nms_iou=1.0, owned_only=False
+    )
     (boxes, _, _), _ = unmerged.run_frame(frame)
     assert len(boxes) == 2
+    # only the block holding its centre (x = 100: the right one) reports it
+    owned = RemixRuntime(detectors, [plan], budget=1.0, padding=0.2, nms_iou=1.0)
+    (boxes, _, _), _ = owned.run_frame(frame)
+    np.testing.assert_allclose(boxes, [[90, 40, 110, 60]])
+
+
+def test_objects_cut_by_a_crop_edge_are_left_to_the_block_that_owns_them():
+    view = (200, 100)
+    frame = scene(view, [(108, 40, 138, 60)])  # inside the right block, 8 px from its edge
+    detectors = {"d": CallableDetector("d", (120, 100), Recorder(bright_regions()))}
+    # the left crop (0..120) sees only x 108..120: a partial box centred in its padding
+    cut = RemixRuntime(detectors, [two_block_plan("d", "d")], 1.0, padding=0.2, owned_only=False)
+    (boxes, _, _), _ = cut.run_frame(frame)
+    assert len(boxes) == 2  # IoU of the partial and the whole box is 0.4: NMS keeps both
+    owned = RemixRuntime(detectors, [two_block_plan("d", "d")], 1.0, padding=0.2)
+    (boxes, _, _), _ = owned.run_frame(frame)
+    np.testing.assert_allclose(boxes, [[108, 40, 138, 60]])
 
 
 def test_skipped_blocks_are_not_run():
