@@ -67,12 +67,23 @@ class NeoArgumentParser(LightningArgumentParser):
 
 
 class NeoSaveConfig(SaveConfigCallback):
-    """Saves the resolved config in the run directory and sends it to W&B when W&B logs."""
+    """Saves the resolved config and the run's provenance, and sends both to W&B when W&B logs.
+
+    The provenance (:func:`neo.utils.provenance.run_provenance`: git commit, data fingerprint)
+    goes to ``provenance.json`` beside ``config.yaml`` and to the W&B config under ``neo``.
+    """
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
+        from neo.utils.atomic import write_json
+        from neo.utils.provenance import run_provenance
+
+        provenance = run_provenance(trainer.datamodule)
+        if self.save_to_log_dir and trainer.log_dir is not None:
+            write_json(Path(trainer.log_dir) / "provenance.json", provenance, indent=1)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
+                config = {**self.config.as_dict(), "neo": provenance}
+                logger.experiment.config.update(config, allow_val_change=True)
 
 
 class NeoCLI(LightningCLI):

@@ -100,6 +100,10 @@ class CocoDataModule(DetectionDataModule):
         """The instances JSON of a split."""
         return self.root / self.splits[split][1]
 
+    def fingerprint_sources(self) -> list[Path]:
+        """The annotation files of the configured splits (the run's data fingerprint)."""
+        return [self.annotation_path(s) for s in self.splits if self.has_split(s)]
+
     def image_folder(self, split: str) -> Path:
         """The image folder of a split."""
         return self.root / self.splits[split][0]

@@ -153,6 +153,10 @@ class SpectrogramDataModule(DetectionDataModule):
         return sum(1 for r in self.records("train") if len(r.boxes))
 
     @property
+    def fingerprint_sources(self) -> list[Path]:
+        """The ``_bboxes.json`` files of every labelled spectrogram (the data fingerprint)."""
+        return [record.json_path for record in self._load()]
+
     def problem_report(self) -> ProblemReport:
         """Non-fatal problems found while reading (clipped or dropped boxes)."""
         self._load()

@@ -50,6 +50,10 @@ def test_fit_logs_ap_saves_checkpoints_config_and_pictures(trained):
     assert list(trained.rglob("last.ckpt")) and list(trained.rglob("epoch=*.ckpt"))
     assert list(trained.rglob("config.yaml"))
     assert list(trained.rglob("visualizations/epoch_000/*.jpg"))
+    (provenance,) = trained.rglob("provenance.json")
+    recorded = json.loads(provenance.read_text())
+    assert recorded["data_files"] == 2  # the train and val annotation files
+    assert len(recorded["data_fingerprint"]) == 16
 
 
 def test_checkpoint_loads_weights_only_and_keeps_classes(trained):
