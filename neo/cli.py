@@ -33,6 +33,7 @@ TOOL_VERBS = {
     "rf": "neo.commands.rf_detect",
     "benchmark": "neo.commands.benchmark",
     "remix": "neo.commands.remix",
+    "doctor": "neo.commands.doctor",
 }
 CROSS_VALIDATION = "cv"
 # options given as two numbers on the command line (``--input_size H W``)
