@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch.distributed as dist
 from faster_coco_eval import COCO, COCOeval_faster
 
@@ -106,10 +108,36 @@ def _copy_detections(detections: Iterable[dict], coco_gt: COCO) -> list[dict]:
     return out
 
 
+@dataclass
+class EvaluationDetails:
+    """What one evaluation saw, for plots: per-class precision–recall at IoU 0.5 and the inputs.
+
+    Attributes:
+        category_ids: the ground truth's category ids, in the order of ``precision``'s rows.
+        recall: the 101 recall points of COCO's interpolated precision.
+        precision: (K, 101) interpolated precision at IoU 0.5, all areas, 100 detections; ``-1``
+            for a category without ground truth.
+        ground_truth: the evaluated ground truth (COCO dict, not to be modified).
+        detections: the evaluated detections (COCO results).
+        image_ids: the evaluated images.
+    """
+
+    category_ids: list[int]
+    recall: np.ndarray
+    precision: np.ndarray
+    ground_truth: dict
+    detections: list[dict]
+    image_ids: list[int]
+
+
 def _evaluate_indexed(
     coco_gt: COCO, detections: list[dict], image_ids: Sequence[int] | None
-) -> dict[str, float]:
-    """Run the evaluation on an indexed ground truth and validated detection copies."""
+) -> tuple[dict[str, float], Any]:
+    """Run the evaluation on an indexed ground truth and validated detection copies.
+
+    Returns:
+        The 12 statistics and the accumulated ``COCOeval_faster`` (``None`` without images).
+    """
     if image_ids is not None:
         image_ids = sorted({int(i) for i in image_ids})
         unknown = [i for i in image_ids if i not in coco_gt.imgs]
@@ -117,7 +145,7 @@ def _evaluate_indexed(
             raise ValueError(f"image ids {unknown[:5]} are not in the ground truth")
         if not image_ids:
             # No image to evaluate: every statistic is undefined, as pycocotools reports it.
-            return dict.fromkeys(COCO_STAT_NAMES, -1.0)
+            return dict.fromkeys(COCO_STAT_NAMES, -1.0), None
     coco_dt = coco_gt.loadRes(detections)
     coco_dt.print_function = _quiet
     evaluator = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=_quiet)
@@ -127,7 +155,24 @@ def _evaluate_indexed(
     evaluator.accumulate()
     evaluator.summarize()
     stats = evaluator.stats
-    return {name: float(stats[i]) for i, name in enumerate(COCO_STAT_NAMES)}
+    return {name: float(stats[i]) for i, name in enumerate(COCO_STAT_NAMES)}, evaluator
+
+
+def _details(
+    evaluator: Any, coco_gt: COCO, detections: list[dict], image_ids: Sequence[int]
+) -> EvaluationDetails:
+    params = evaluator.params
+    iou = int(np.argmin(np.abs(np.asarray(params.iouThrs) - 0.5)))
+    # precision: [IoU, recall, category, area range (0: all), max detections (-1: 100)]
+    precision = np.asarray(evaluator.eval["precision"])[iou, :, :, 0, -1].T
+    return EvaluationDetails(
+        category_ids=[int(c) for c in params.catIds],
+        recall=np.asarray(params.recThrs, np.float64),
+        precision=precision.astype(np.float64),
+        ground_truth=coco_gt.dataset,
+        detections=detections,
+        image_ids=sorted(int(i) for i in image_ids),
+    )
 
 
 def evaluate_coco(
@@ -153,7 +198,7 @@ def evaluate_coco(
             does not have.
     """
     coco_gt = _index_ground_truth(ground_truth)
-    return _evaluate_indexed(coco_gt, _copy_detections(detections, coco_gt), image_ids)
+    return _evaluate_indexed(coco_gt, _copy_detections(detections, coco_gt), image_ids)[0]
 
 
 def merge_rank_results(
@@ -200,6 +245,7 @@ class CocoEvaluator:
         self._coco_gt = _index_ground_truth(ground_truth)
         self._detections: list[dict] = []
         self._seen: dict[int, None] = {}
+        self.details: EvaluationDetails | None = None
 
     def reset(self) -> None:
         """Forget everything accumulated."""
@@ -238,11 +284,17 @@ class CocoEvaluator:
         """Evaluate everything accumulated (all ranks together when distributed).
 
         Returns:
-            The 12 statistics of :func:`evaluate_coco`, identical on every rank.
+            The 12 statistics of :func:`evaluate_coco`, identical on every rank. ``details``
+            then holds the per-class precision–recall and the evaluated inputs (``None`` when no
+            image was seen).
         """
         detections, seen = self._detections, list(self._seen)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             gathered: list[Any] = [None] * dist.get_world_size()
             dist.all_gather_object(gathered, (detections, seen))
             detections, seen = merge_rank_results(gathered)
-        return _evaluate_indexed(self._coco_gt, detections, seen)
+        stats, evaluator = _evaluate_indexed(self._coco_gt, detections, seen)
+        self.details = None
+        if evaluator is not None:
+            self.details = _details(evaluator, self._coco_gt, detections, seen)
+        return stats

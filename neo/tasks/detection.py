@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, MultiStepLR
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from neo.inference.spec import SPEC_KEY, InferenceSpec
-from neo.metrics.coco import CocoEvaluator
+from neo.metrics.coco import CocoEvaluator, EvaluationDetails
 
 Target = dict[str, Any]
 Detections = list[dict[str, Tensor]]
@@ -137,6 +137,8 @@ class DetectionTask(LightningModule):
             self.class_path(), ids, [str(i) for i in ids], size_divisor=self.size_divisor
         )
         self.evaluator: CocoEvaluator | None = None
+        # the last validation/test pass's precision-recall and inputs (for plotting callbacks)
+        self.last_evaluation: EvaluationDetails | None = None
         self._nonfinite_in_a_row = 0
 
     @classmethod
@@ -411,6 +413,7 @@ class DetectionTask(LightningModule):
             headline_keys = ("AP", "AP50", "AP75", "APs", "APm", "APl")
             shown = "  ".join(f"{k} {stats[k]:.4f}" for k in headline_keys)
             rank_zero_info(f"epoch {self.current_epoch} {stage}: {shown}")
+        self.last_evaluation = self.evaluator.details
         self.evaluator = None
 
     def on_validation_epoch_start(self) -> None:  # noqa: D102
