@@ -4,7 +4,7 @@
 turn (PyTorch eager, ONNX Runtime, TensorRT, Torch-TensorRT; mixed freely), brings the video's
 frames to its input size as neo's evaluation does, and times it
 (:func:`neo.deploy.benchmark.benchmark_model`). The results are appended to the CSV
-(``--output``) and shown as a table.
+(``--output``), shown as a table and drawn as latency bars beside the CSV (``.png``).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def benchmark(
     output = Path(output)
     check_models(models, device)
     check_writable(output.parent)
-    from neo.deploy.benchmark import benchmark_model, print_table, write_csv
+    from neo.deploy.benchmark import benchmark_model, print_table, save_latency_plot, write_csv
     from neo.deploy.frames import model_inputs, source_frames
     from neo.deploy.runtime import load_model
 
@@ -109,6 +109,10 @@ def benchmark(
         del loaded
     write_csv(output, results, append)
     print_table(results, title=f"neo benchmark ({source} frames) -> {output}")
+    plot = save_latency_plot(
+        output.with_suffix(".png"), results, f"neo benchmark ({source} frames)"
+    )
+    print(f"latency bars: {plot}")
     return results
 
 

@@ -6,7 +6,7 @@ checkpoint (the config's ModelCheckpoint; ``last.ckpt`` when nothing is monitore
 again and copied to ``OUT/<name>_fold<k>.ckpt``; the fold with the best ``--monitor`` metric is
 also copied to ``OUT/<name>_best.ckpt``. The summary (every metric logged under ``val/``, per fold,
 then mean ± sample standard deviation over folds) is written to ``OUT/<name>_summary.csv`` and
-``.md`` and printed.
+``.md`` and printed, with a box plot per leading metric over the folds in ``_summary.png``.
 """
 
 from __future__ import annotations
@@ -211,7 +211,11 @@ def markdown(table: list[dict[str, str]]) -> str:
 
 
 def write_summary(rows: list[dict[str, Any]], out: Path, name: str) -> str:
-    """Writes ``<name>_summary.csv`` (numbers, mean, std) and ``.md``; returns the Markdown."""
+    """Writes ``<name>_summary.csv`` (numbers, mean, std), ``.md`` and ``.png``.
+
+    Returns:
+        The Markdown table.
+    """
     metrics = _metric_columns(rows)
     fields = [*FIXED_COLUMNS, *metrics]
     buffer = io.StringIO()
@@ -233,6 +237,15 @@ def write_summary(rows: list[dict[str, Any]], out: Path, name: str) -> str:
     text = markdown(summary_rows(rows))
     with atomic_path(out / f"{name}_summary.md") as tmp:
         tmp.write_text(f"# Cross-validation: {name}\n\n{text}")
+    plotted = {
+        k: [r[k] for r in rows if r.get(k) is not None] for k in LEADING_METRICS if k in metrics
+    }
+    plotted = {k: v for k, v in plotted.items() if v}
+    if plotted:
+        from neo.utils.plots import folds_figure, save_figure
+
+        title = f"{name}: {len(rows)} folds"
+        save_figure(folds_figure(plotted, title), out / f"{name}_summary.png")
     return text
 
 

@@ -416,6 +416,19 @@ def write_csv(path: Path | str, results: list[BenchmarkResult], append: bool = T
     return path
 
 
+def save_latency_plot(path: Path | str, results: list[BenchmarkResult], title: str) -> Path:
+    """Bars of each model's median latency (whisker to p90) as a PNG; returns its path."""
+    from neo.utils.plots import latency_figure, save_figure
+
+    names = [
+        f"{r.engine_name} ({r.backend}, {r.engine_precision}, b{r.engine_batch})" for r in results
+    ]
+    figure = latency_figure(
+        names, [r.trt_latency_ms for r in results], [r.latency_p90_ms for r in results], title
+    )
+    return save_figure(figure, Path(path))
+
+
 def print_table(results: list[BenchmarkResult], title: str = "neo benchmark") -> None:
     """The results as a table on the console."""
     from rich.console import Console

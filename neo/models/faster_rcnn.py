@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch import Tensor, nn
 from torchvision.models import ResNet18_Weights, ResNet50_Weights
 from torchvision.models.detection import FasterRCNN
@@ -35,7 +34,9 @@ class PresizedTransform(GeneralizedRCNNTransform):
 
 def load_backbone_weights(path: Path) -> dict[str, Tensor]:
     """Reads a ResNet state dict from a local file (tensors only, never pickled objects)."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    from neo.utils.checkpoint_io import read_checkpoint
+
+    state = read_checkpoint(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):

@@ -100,3 +100,60 @@ def save_figure(figure: Figure, path: Path, dpi: int = 110) -> Path:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=dpi, format="png")
     return path
+
+
+def folds_figure(values: dict[str, list[float]], title: str = "") -> Figure:
+    """A box plot per metric over the folds, each fold's value drawn on it.
+
+    Args:
+        values: metric name -> its value in each fold.
+        title: the figure title.
+
+    Returns:
+        The figure.
+    """
+    names = list(values)
+    figure = Figure(figsize=(max(4.0, 1.1 * len(names) + 1.5), 4.2))
+    axis = figure.subplots()
+    axis.boxplot([values[n] for n in names], widths=0.5)
+    for position, name in enumerate(names, start=1):
+        points = values[name]
+        axis.scatter(np.full(len(points), position), points, s=14, color="tab:orange", zorder=3)
+    axis.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    axis.set_ylabel("value over the folds")
+    axis.grid(True, axis="y", alpha=0.3)
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def latency_figure(
+    names: Sequence[str], median_ms: Sequence[float], p90_ms: Sequence[float], title: str = ""
+) -> Figure:
+    """Horizontal bars of median latency per model, with a whisker to the 90th percentile.
+
+    Args:
+        names: model names.
+        median_ms: median latency of each, in milliseconds.
+        p90_ms: its 90th percentile.
+        title: the figure title.
+
+    Returns:
+        The figure.
+    """
+    figure = Figure(figsize=(7.0, 1.2 + 0.45 * len(names)))
+    axis = figure.subplots()
+    rows = np.arange(len(names))
+    median = np.asarray(median_ms, float)
+    spread = np.clip(np.asarray(p90_ms, float) - median, 0, None)
+    axis.barh(rows, median, xerr=[np.zeros_like(spread), spread], color="tab:blue", capsize=3)
+    for row, value in zip(rows, median):
+        axis.text(value, row, f" {value:.1f} ms", va="center", fontsize=8)
+    axis.set_yticks(rows, names)
+    axis.invert_yaxis()
+    axis.set_xlabel("latency per run (ms): median, whisker to p90")
+    axis.set_xlim(0, float(max(median + spread, default=1.0)) * 1.25)
+    axis.grid(True, axis="x", alpha=0.3)
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure

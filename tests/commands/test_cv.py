@@ -40,6 +40,7 @@ def test_cv_runs_every_fold_and_writes_summary(tmp_path, capsys):
         assert spec["spectrogram"]["image_size"] == 64
         assert state["hyper_parameters"]["lr"] == 1e-4  # AutoTune: < 50 labelled images
     assert (out / "tiny_best.ckpt").is_file()
+    assert (out / "tiny_summary.png").stat().st_size > 1000  # box plot of the fold metrics
     with open(out / "tiny_summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["fold"] for r in rows] == ["0", "1", "mean", "std"]
@@ -109,6 +110,7 @@ def test_cv_works_for_any_fold_data_module_and_picks_by_monitor(tmp_path, mode, 
     assert [r["fold"] for r in rows] == ["0", "1", "2", "mean", "std"]
     assert [r["val_images"] for r in rows[:3]] == ["2", "3", "4"]
     assert [float(r["score"]) for r in rows[:3]] == [0.0, 1.0, 2.0]
+    assert not (out / "toy_summary.png").exists()  # no leading metric to plot
     assert "train_like" not in rows[0]  # only what validation logs under val/
     weights = [weight(out / f"toy_fold{k}.ckpt") for k in (0, 1, 2)]
     assert len({float(w.sum()) for w in weights}) == 3  # each fold trained on its own data

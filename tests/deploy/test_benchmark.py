@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -174,6 +175,8 @@ def test_neo_benchmark_times_an_onnx_model_on_video_frames(tmp_path, neo_main, c
     assert row["backend"] == "onnxruntime" and row["engine_shape"] == "2x3x32x64"
     assert float(row["fps"]) > 0 and row["engine_precision"] == "fp32"
     assert "tiny" in capsys.readouterr().out
+    bars = cv2.imread(str(out.with_suffix(".png")))  # the latency bars beside the CSV
+    assert bars is not None and bars.std() > 10
 
 
 def one_error_line(capsys) -> str:

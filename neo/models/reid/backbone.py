@@ -220,17 +220,20 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    state: object
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
-            state: object = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"{path}: cannot read weights ({type(error).__name__}: {error})"
-        ) from error
+        try:
+            state = load_file(str(path), device="cpu")
+        except Exception as error:
+            raise ValueError(
+                f"{path}: cannot read weights ({type(error).__name__}: {error})"
+            ) from error
+    else:
+        from neo.utils.checkpoint_io import read_checkpoint
+
+        state = read_checkpoint(path)
     while isinstance(state, Mapping):
         wrapped = next(
             (state[key] for key in WRAPPER_KEYS if isinstance(state.get(key), Mapping)), None

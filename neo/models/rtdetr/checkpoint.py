@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from neo.models.rtdetr.decoder import bias_init_with_prob
@@ -54,18 +53,12 @@ class LoadReport:
 def _read(source: str | Path | Mapping) -> tuple[Mapping, str]:
     if isinstance(source, Mapping):
         return source, "<state dict>"
+    from neo.utils.checkpoint_io import read_checkpoint
+
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(
-            f"{path}: cannot be read as a weights-only torch checkpoint ({exc})"
-        ) from exc
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
-    return obj, str(path)
+    return read_checkpoint(path), str(path)
 
 
 def extract_state_dict(obj: Mapping, name: str = "<state dict>") -> dict[str, Tensor]:
