@@ -14,6 +14,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
+from neo.remix.distribution import PADDING
 from neo.remix.files import Plan
 
 PLAN = "plan"
@@ -34,6 +35,7 @@ def remix_plan(
     out: Path = Path("plans.json"),
     max_plans: int = 10,
     latency_bucket: float = 0.001,
+    padding: float = PADDING,
 ) -> list[Plan]:
     """Plan how detectors partition the view within a latency budget and write plans.json.
 
@@ -45,6 +47,8 @@ def remix_plan(
         out: the ``plans.json`` to write.
         max_plans: how many plans to keep at most.
         latency_bucket: seconds per latency bucket of the pruning.
+        padding: the crop margin per side that ``neo remix run`` will use (share of a block's
+            size); an object larger than its block's padded crop counts as missed.
 
     Returns:
         The plans written, most accurate first.
@@ -59,7 +63,7 @@ def remix_plan(
     detectors = load_profiles(Path(profiles))
     distribution = from_coco(Path(history), (width, height))
     start = time.perf_counter()
-    plans = plan(detectors, distribution, budget, max_plans, latency_bucket)
+    plans = plan(detectors, distribution, budget, max_plans, latency_bucket, padding=padding)
     seconds = time.perf_counter() - start
     save_plans(Path(out), plans)
     print(format_plans(plans))

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from neo.remix.bins import size_histogram
-from neo.remix.distribution import ObjectDistribution, Rectangle
+from neo.remix.distribution import PADDING, ObjectDistribution, Rectangle
 from neo.remix.files import Block, Plan, Profile
 
 # accuracies closer than this count as equal when pruning (sums taken in different orders)
@@ -68,18 +68,25 @@ def input_scale(profile: Profile, block: Rectangle) -> float:
     return min(width / (block.x2 - block.x1), height / (block.y2 - block.y1))
 
 
-def block_accuracy(profile: Profile, distribution: ObjectDistribution, block: Rectangle) -> float:
+def block_accuracy(
+    profile: Profile,
+    distribution: ObjectDistribution,
+    block: Rectangle,
+    padding: float | None = PADDING,
+) -> float:
     """A block's contribution to a plan's estimated AP when ``profile``'s detector runs on it.
 
     Args:
         profile: the detector (needs ``input_size``).
         distribution: the scene's objects.
         block: the rectangle.
+        padding: the run-time crop margin; objects larger than the padded crop count as missed
+            (``None``: every object of the block counts as seen whole).
 
     Returns:
-        ``share(block) * (acc_vector . histogram(block, scale))``.
+        ``share(block) * (acc_vector . histogram(block, scale, padding))``.
     """
-    histogram = distribution.histogram(block, input_scale(profile, block))
+    histogram = distribution.histogram(block, input_scale(profile, block), padding)
     return distribution.share(block) * float(np.dot(profile.acc_vector, histogram))
 
 
@@ -126,8 +133,10 @@ class _Planner:
         latency_bucket: float,
         min_block: int,
         max_depth: int,
+        padding: float | None,
     ) -> None:
         self.detectors = detectors
+        self.padding = padding
         self.distribution = distribution
         self.budget = budget
         self.latency_bucket = latency_bucket
@@ -173,7 +182,10 @@ class _Planner:
 
     def whole_block(self, rect: _Rect) -> list[_Candidate]:
         """One candidate per detector run on the whole block."""
-        mask = self.distribution.objects_in(rect)
+        if self.padding is None:
+            mask = self.distribution.objects_in(rect)
+        else:
+            mask = self.distribution.whole_in(rect, self.padding)
         areas = self.distribution.areas[mask]
         width, height = rect.x2 - rect.x1, rect.y2 - rect.y1
         candidates = []
@@ -254,6 +266,7 @@ def plan(
     latency_bucket: float = 0.001,
     min_block: int = 64,
     max_depth: int = 4,
+    padding: float | None = PADDING,
 ) -> list[Plan]:
     """The most accurate Pareto-optimal partition plans of the view within a latency budget.
 
@@ -265,6 +278,9 @@ def plan(
         latency_bucket: seconds per latency bucket of the pruning (one plan kept per bucket).
         min_block: no tile smaller than this many pixels on a side is made.
         max_depth: how many times a block may be split recursively.
+        padding: the run-time crop margin per side (:data:`~neo.remix.distribution.PADDING`);
+            an object larger than its block's padded crop counts as missed by that block
+            (``None``: objects are never cut).
 
     Returns:
         Plans sorted by ``est_ap`` descending (ties: faster first), ``plan_id`` 0..n-1, every
@@ -294,7 +310,9 @@ def plan(
             stacklevel=2,
         )
     width, height = distribution.view
-    planner = _Planner(detectors, distribution, budget, latency_bucket, min_block, max_depth)
+    planner = _Planner(
+        detectors, distribution, budget, latency_bucket, min_block, max_depth, padding
+    )
     front = planner.candidates(_Rect(0, 0, width, height), 0)
     if not front:
         fastest = min(detectors, key=lambda d: d.batch_latency(1))

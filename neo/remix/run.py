@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from neo.remix.detector import DeployedDetector, Detections
+from neo.remix.distribution import PADDING
 from neo.remix.files import Plan, load_plans, load_profiles
 from neo.remix.profiler import read_coco_file, read_coco_image
 from neo.remix.runtime import RemixRuntime
@@ -82,6 +83,7 @@ def remix_run(
     use_skip_windows: bool = True,
     render: bool = False,
     class_agnostic: bool = True,
+    padding: float = PADDING,
 ) -> dict[str, float]:
     """Run Remix plans on a video or COCO image set: detections, per-frame log, AP if labelled.
 
@@ -100,6 +102,7 @@ def remix_run(
         use_skip_windows: skip blocks that keep returning nothing (AIMD windows).
         render: also write ``render.mp4`` with the partition and the detections drawn.
         class_agnostic: evaluate AP ignoring classes (as ``neo remix profile`` measures accuracy).
+        padding: crop margin per side as a share of a block's size (as planned with).
 
     Returns:
         ``frames``, ``mean_latency`` (seconds) and, with annotations, the COCO ``AP``/``AP50``.
@@ -109,7 +112,9 @@ def remix_run(
     plan_list = load_plans(Path(plans), load_profiles(Path(profiles)))
     detectors = detectors_for_plans(models, plan_list, Path(profiles), device)
     budget = budget if budget is not None else max(p.est_lat for p in plan_list)
-    runtime = RemixRuntime(detectors, plan_list, budget, use_skip_windows=use_skip_windows)
+    runtime = RemixRuntime(
+        detectors, plan_list, budget, padding=padding, use_skip_windows=use_skip_windows
+    )
     by_id = {p.plan_id: p for p in plan_list}
     category_ids = category_ids_of(detectors)
     if video is not None:

@@ -23,6 +23,7 @@ import torch
 from torchvision.ops import batched_nms
 
 from neo.remix.detector import Detections, Detector, empty_detections, fit_to_input
+from neo.remix.distribution import PADDING, padded
 from neo.remix.files import Block, Plan
 
 
@@ -198,39 +199,6 @@ class PlanController:
         return self.current
 
 
-def padded(
-    block: Block, view: tuple[int, int], padding: float = 0.1, *, pixels: int | None = None
-) -> tuple[int, int, int, int]:
-    """The crop rectangle of a block: the block grown on every side, clipped to the view.
-
-    Args:
-        block: the block.
-        view: ``(width, height)`` of the frame.
-        padding: growth per side as a fraction of the block's width (left/right) and height
-            (top/bottom), rounded up to whole pixels.
-        pixels: growth per side in pixels; overrides ``padding`` when given.
-
-    Returns:
-        ``(x1, y1, x2, y2)`` in frame pixels, ``x2``/``y2`` exclusive.
-    """
-    if pixels is not None:
-        if pixels < 0:
-            raise ValueError(f"padding must be >= 0 pixels, got {pixels}")
-        pad_x = pad_y = int(pixels)
-    else:
-        if padding < 0:
-            raise ValueError(f"padding must be >= 0, got {padding}")
-        pad_x = math.ceil(padding * block.width)
-        pad_y = math.ceil(padding * block.height)
-    width, height = view
-    return (
-        max(0, block.x1 - pad_x),
-        max(0, block.y1 - pad_y),
-        min(width, block.x2 + pad_x),
-        min(height, block.y2 + pad_y),
-    )
-
-
 def plan_view(plan: Plan) -> tuple[int, int]:
     """The ``(width, height)`` of the view a plan's blocks cover (from pixel 0).
 
@@ -325,7 +293,7 @@ class RemixRuntime:
         detectors: dict[str, Detector],
         plans: list[Plan],
         budget: float,
-        padding: float = 0.1,
+        padding: float = PADDING,
         nms_iou: float = 0.5,
         use_skip_windows: bool = True,
         max_window: int = 8,

@@ -179,3 +179,26 @@ def test_errors() -> None:
     with pytest.warns(UserWarning, match="1 detectors without input_size"):
         plans = plan({**two_detectors(), **no_size}, objects, budget=1.0)
     assert all(b.detector_name != "d" for p in plans for b in p.blocks)
+
+
+def test_objects_larger_than_a_tiles_padded_crop_count_as_missed():
+    # four 150 px objects centred in a 400x200 view: tiles of 100x100 cut every one of them
+    boxes = np.array([[x - 75, 0, 150, 150] for x in (90, 170, 230, 310)], float)
+    objects = ObjectDistribution(boxes, 1, (400, 200))
+    flat = (0.9,) * 12  # the same accuracy at every size: only cutting can tell the plans apart
+    profiles = {
+        "small": Profile("small", 0.01, flat, (100, 100)),
+        "big": Profile("big", 0.05, flat, (400, 200)),
+    }
+    whole = Block(0, 0, 400, 200, "big")
+    tile = Block(0, 0, 100, 100, "small")
+    assert objects.whole_in(whole).sum() == 4
+    assert block_accuracy(profiles["big"], objects, whole) == pytest.approx(0.9)
+    assert block_accuracy(profiles["small"], objects, tile, padding=None) > 0
+    assert block_accuracy(profiles["small"], objects, tile) == 0.0  # cut: a 120 px crop
+    best = plan(profiles, objects, budget=1.0)[0]
+    assert len(best.blocks) == 1 and best.est_ap == pytest.approx(0.9)
+    tiles = [Block(x, y, x + 100, y + 100, "small") for y in (0, 100) for x in range(0, 400, 100)]
+    cut = sum(block_accuracy(profiles["small"], objects, b) for b in tiles)
+    uncut = sum(block_accuracy(profiles["small"], objects, b, padding=None) for b in tiles)
+    assert cut == 0.0 and uncut == pytest.approx(0.9)  # without cutting, tiles look as good
