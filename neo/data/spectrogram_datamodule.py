@@ -152,11 +152,11 @@ class SpectrogramDataModule(DetectionDataModule):
         """Training images (of this fold) with at least one box."""
         return sum(1 for r in self.records("train") if len(r.boxes))
 
-    @property
     def fingerprint_sources(self) -> list[Path]:
         """The ``_bboxes.json`` files of every labelled spectrogram (the data fingerprint)."""
         return [record.json_path for record in self._load()]
 
+    @property
     def problem_report(self) -> ProblemReport:
         """Non-fatal problems found while reading (clipped or dropped boxes)."""
         self._load()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def test_cv_runs_every_fold_and_writes_summary(tmp_path, capsys):
         assert state["hyper_parameters"]["lr"] == 1e-4  # AutoTune: < 50 labelled images
     assert (out / "tiny_best.ckpt").is_file()
     assert (out / "tiny_summary.png").stat().st_size > 1000  # box plot of the fold metrics
+    (provenance, *_) = sorted(tmp_path.rglob("provenance.json"))
+    assert json.loads(provenance.read_text())["data_files"] >= 1  # the spectrogram JSON files
     with open(out / "tiny_summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["fold"] for r in rows] == ["0", "1", "mean", "std"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,8 @@ def test_fit_logs_retrieval_and_open_set_metrics(trained):
     for key in METRICS:
         assert 0.0 <= float(rows[-1][f"val/{key}"]) <= 1.0, key
     assert float(rows[-1]["val/rank5"]) >= float(rows[-1]["val/rank1"])
+    (provenance,) = trained.rglob("provenance.json")
+    assert json.loads(provenance.read_text())["data_files"] >= 1  # the meta CSV at least
 
 
 def test_checkpoint_keeps_identities_prototypes_and_threshold(trained):

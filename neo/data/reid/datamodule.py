@@ -210,11 +210,11 @@ class ReIDDataModule(LightningDataModule):
         )
         return split
 
-    @property
     def fingerprint_sources(self) -> list[Path]:
         """The meta CSVs and the negatives CSV (the run's data fingerprint)."""
         return [p for p in (self.meta, self.negatives, self.predict_meta) if p is not None]
 
+    @property
     def identities(self) -> list[int]:
         """The known identities (``label_id``) in class-index order."""
         return list(self.split.known_labels)
