@@ -26,7 +26,8 @@ from neo.utils.checkpoint_io import CheckpointError, read_checkpoint
 from neo.utils.runs import LAST_CHECKPOINT, keep_previous_metrics, latest_last_checkpoint
 
 # neo's own errors (DatasetError, RecordingError, CheckpointError, ...) are ValueErrors.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+# errors of the input or the machine (a bad file, a full disk) are one line (NEO_TRACEBACK=1)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 # verb -> module with ``description()``, ``add_verbs(parser)`` and ``run(config) -> int``
 TOOL_VERBS = {
     "data": "neo.commands.data",
@@ -74,13 +75,19 @@ class NeoSaveConfig(SaveConfigCallback):
     goes to ``provenance.json`` beside ``config.yaml`` and to the W&B config under ``neo``.
     """
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
+        # trainer.log_dir is a collective under DDP: asked here on every rank, not in
+        # save_config, which runs on rank zero only
+        self._log_dir = trainer.log_dir if self.save_to_log_dir else None
+        super().setup(trainer, pl_module, stage)
+
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
         from neo.utils.atomic import write_json
         from neo.utils.provenance import run_provenance
 
         provenance = run_provenance(trainer.datamodule)
-        if self.save_to_log_dir and trainer.log_dir is not None:
-            write_json(Path(trainer.log_dir) / "provenance.json", provenance, indent=1)
+        if getattr(self, "_log_dir", None) is not None:
+            write_json(Path(self._log_dir) / "provenance.json", provenance, indent=1)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 config = {**self.config.as_dict(), "neo": provenance}

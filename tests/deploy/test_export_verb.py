@@ -141,3 +141,26 @@ def test_output_path_that_is_a_file_is_not_writable(trained, tmp_path, capsys):
     args = ["export", "--config", RTDETR, "--ckpt_path", str(best), "--output", str(blocker / "x")]
     assert main(args) == 1
     assert "not writable" in one_error_line(capsys)
+
+
+def test_disk_full_during_an_export_keeps_the_previous_export(
+    trained, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    from neo.deploy import export as export_module
+
+    _, best = trained
+    out = tmp_path / "exports"
+    args = ["export", "--config", RTDETR, "--ckpt_path", str(best), "--output", str(out)]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "export_report.json" in before
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_module, "write_json", full)
+    assert main(args) == 1
+    assert "No space left on device" in one_error_line(capsys)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-replaced
