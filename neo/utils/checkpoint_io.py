@@ -39,7 +39,11 @@ def read_checkpoint(path: _PATH, map_location: Any = "cpu", mmap: bool = False) 
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "global" not in str(e).lower():  # not an object refused: bytes that are no pickle
+            raise CheckpointError(
+                f"{path}: truncated or corrupt checkpoint file (not a torch checkpoint)"
+            ) from None
         raise CheckpointError(
             f"{path}: not a safe checkpoint (it holds pickled Python objects other than tensors "
             "and plain containers); neo refuses to load it"
