@@ -11,7 +11,7 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from neo.remix.detector import Detections
+from neo.remix.detector import Detections, unpad
 
 
 class TaskDetector:
@@ -32,14 +32,7 @@ class TaskDetector:
     def __call__(self, images: np.ndarray) -> list[Detections]:  # noqa: D102
         device = getattr(self.module, "device", torch.device("cpu"))
         batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
-        boxes, scores, labels = (t.detach().cpu().numpy() for t in self.module(batch))
-        results = []
-        for b, s, lab in zip(boxes, scores, labels):
-            keep = lab >= 0
-            results.append(
-                (b[keep].astype(np.float32), s[keep].astype(np.float32), lab[keep].astype(np.int64))
-            )
-        return results
+        return unpad(*self.module(batch))
 
 
 def _module_input_size(module: Any) -> tuple[int, int] | None:

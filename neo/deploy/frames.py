@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -30,6 +31,25 @@ def even_indices(total: int, count: int) -> list[int]:
     return sorted({int(v + 0.5) for v in np.linspace(0, total - 1, count)})
 
 
+@contextmanager
+def _open_video(path: Path) -> Iterator[cv2.VideoCapture]:
+    """An open OpenCV capture of the video, released on exit.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: OpenCV cannot open it.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such video")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"{path}: not a readable video (OpenCV cannot open it)")
+        yield capture
+    finally:
+        capture.release()
+
+
 def iter_video_frames(path: Path | str) -> Iterator[np.ndarray]:
     """Every frame of a video in order, as RGB uint8 arrays, decoded one at a time.
 
@@ -37,20 +57,12 @@ def iter_video_frames(path: Path | str) -> Iterator[np.ndarray]:
         FileNotFoundError: no such file.
         ValueError: OpenCV cannot open it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such video")
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise ValueError(f"{path}: not a readable video (OpenCV cannot open it)")
+    with _open_video(Path(path)) as capture:
         while True:
             ok, frame = capture.read()
             if not ok:
                 return
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
 
 
 def read_video_frames(path: Path | str, num_frames: int) -> list[np.ndarray]:
@@ -65,12 +77,7 @@ def read_video_frames(path: Path | str, num_frames: int) -> list[np.ndarray]:
     path = Path(path)
     if num_frames < 1:
         raise ValueError(f"{path}: ask for at least 1 frame (got {num_frames})")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such video")
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise ValueError(f"{path}: not a readable video (OpenCV cannot open it)")
+    with _open_video(path) as capture:
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if total <= 0:
             frames = []
@@ -91,8 +98,6 @@ def read_video_frames(path: Path | str, num_frames: int) -> list[np.ndarray]:
                     ok, frame = capture.retrieve()
                     if ok:
                         chosen.append(frame)
-    finally:
-        capture.release()
     if not chosen:
         raise ValueError(f"{path}: no frame could be decoded")
     if len(chosen) < num_frames:

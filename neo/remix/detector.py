@@ -47,6 +47,35 @@ def empty_detections() -> Detections:
     )
 
 
+def unpad(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    score_threshold: float | None = None,
+) -> list[Detections]:
+    """Per image, the rows of the inference contract's padded outputs that hold detections.
+
+    Args:
+        boxes: (B, N, 4) boxes; ``scores`` (B, N); ``labels`` (B, N), -1 on padding rows.
+        scores: the scores.
+        labels: the labels.
+        score_threshold: rows scoring below it are dropped too (``None``: none is).
+
+    Returns:
+        One ``(boxes float32, scores float32, labels int64)`` per image, as numpy arrays.
+    """
+    boxes, scores, labels = (t.detach().cpu().numpy() for t in (boxes, scores, labels))
+    results = []
+    for b, s, lab in zip(boxes, scores, labels):
+        keep = lab >= 0
+        if score_threshold is not None:
+            keep &= s >= score_threshold
+        results.append(
+            (b[keep].astype(np.float32), s[keep].astype(np.float32), lab[keep].astype(np.int64))
+        )
+    return results
+
+
 def fit_to_input(image: np.ndarray, input_size: tuple[int, int]) -> tuple[np.ndarray, float]:
     """``image`` resized to fit inside ``input_size`` keeping its aspect, padded bottom/right.
 
@@ -125,11 +154,4 @@ class DeployedDetector:
     def __call__(self, images: np.ndarray) -> list[Detections]:  # noqa: D102
         batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
         batch = batch.to(self.device, torch.float32) / 255.0
-        boxes, scores, labels = (t.detach().cpu().numpy() for t in self.model(batch))
-        results = []
-        for b, s, lab in zip(boxes, scores, labels):
-            keep = (s >= self.score_threshold) & (lab >= 0)
-            results.append(
-                (b[keep].astype(np.float32), s[keep].astype(np.float32), lab[keep].astype(np.int64))
-            )
-        return results
+        return unpad(*self.model(batch), score_threshold=self.score_threshold)

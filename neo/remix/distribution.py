@@ -14,7 +14,6 @@ seen whole; an object larger than that crop is cut, and planning counts it as mi
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +22,7 @@ import numpy as np
 
 from neo.data.problems import DatasetError
 from neo.remix.bins import NUM_BINS, size_histogram
+from neo.remix.files import read_json_file
 
 PADDING = 0.1  # growth of a block's crop per side, as a share of its size (run time, planning)
 
@@ -67,7 +67,6 @@ def padded(
         min(width, block.x2 + pad_x),
         min(height, block.y2 + pad_y),
     )
-
 
 
 class ObjectDistribution:
@@ -144,9 +143,7 @@ class ObjectDistribution:
             return 0.0
         return float(self.objects_in(block).sum() / len(self))
 
-    def histogram(
-        self, block: Rectangle, scale: float, padding: float | None = None
-    ) -> np.ndarray:
+    def histogram(self, block: Rectangle, scale: float, padding: float | None = None) -> np.ndarray:
         """The size distribution of the block's objects once the block is resized by ``scale``.
 
         Args:
@@ -213,11 +210,6 @@ def from_coco(path: Path, view: tuple[int, int]) -> ObjectDistribution:
         DatasetError: not a COCO file, a bad bbox, or an image whose size is not the view.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: not a JSON file ({e})") from None
+    data = read_json_file(path)
     boxes, num_frames = _coco_boxes(path, data, (int(view[0]), int(view[1])))
     return ObjectDistribution(boxes, num_frames, view)

@@ -143,10 +143,20 @@ class Plan:
         return dict(sorted(counts.items()))
 
 
-def _read_json(path: Path) -> Any:
+def read_json_file(path: Path, missing: str = "no such file") -> Any:
+    """A JSON file's content; a missing or undecodable file is a one-line error naming it.
+
+    Args:
+        path: the file.
+        missing: what the error says when the file does not exist.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DatasetError: not JSON (or not UTF-8).
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise FileNotFoundError(f"{path}: {missing}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -222,7 +232,7 @@ def load_profiles(path: Path) -> dict[str, Profile]:
         DatasetError: not JSON, or an entry is missing a field or holds a bad value.
     """
     path = Path(path)
-    data = _read_json(path)
+    data = read_json_file(path)
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected an object mapping detector names to profiles")
     return {str(name): _parse_profile(path, str(name), entry) for name, entry in data.items()}
@@ -364,7 +374,7 @@ def load_plans(
         DatasetError: not JSON, a missing field, an unknown detector or blocks that do not tile.
     """
     path = Path(path)
-    data = _read_json(path)
+    data = read_json_file(path)
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a list of plans")
     return [_parse_plan(path, i, entry, profiles, view) for i, entry in enumerate(data)]

@@ -12,7 +12,6 @@ near), or 0 when no bin has ground truth.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from neo.data.images import read_image
 from neo.data.problems import DatasetError
 from neo.remix.bins import AREA_EDGES, BIN_NAMES, NUM_BINS
 from neo.remix.detector import DeployedDetector, Detections, Detector, fit_to_input
-from neo.remix.files import Profile, update_profile
+from neo.remix.files import Profile, read_json_file, update_profile
 
 # COCO's area test is inclusive at both ends; a finite stand-in for the open last edge
 _LARGEST_AREA = 1e12
@@ -239,12 +238,7 @@ def read_coco_file(coco_annotations: Path | dict) -> tuple[dict, str]:
     if isinstance(coco_annotations, dict):
         return coco_annotations, "ground truth"
     path = Path(coco_annotations)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: COCO annotation file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: not a JSON file ({e})") from None
+    data = read_json_file(path, missing="COCO annotation file not found")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DatasetError(f"{path}: not a COCO instances file (no 'images' list)")
     return data, str(path)

@@ -117,8 +117,12 @@ def remix_run(
     )
     by_id = {p.plan_id: p for p in plan_list}
     category_ids = category_ids_of(detectors)
+    import torch  # torch and the task module load when a run starts, not for `--help`
+
+    from neo.tasks.detection import coco_results
+
     if video is not None:
-        from neo.deploy.frames import iter_video_frames  # torch-heavy: loaded when used
+        from neo.deploy.frames import iter_video_frames
 
         frames = enumerate(iter_video_frames(Path(video)))
     else:
@@ -141,13 +145,12 @@ def remix_run(
         latencies.append(seconds)
         fields = [entry[k] for k in LOG_COLUMNS[2:]]
         writer.writerow([index, image_id, *fields, f"{seconds * 1e3:.2f}"])
-        for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist()):
-            x1, y1, x2, y2 = box
-            results.append({
-                "image_id": image_id, "category_id": category_ids[int(label)],
-                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                "score": round(float(score), 5),
-            })  # fmt: skip
+        results += coco_results(
+            image_id,
+            torch.from_numpy(boxes),
+            torch.from_numpy(scores),
+            [category_ids[int(label)] for label in labels],
+        )
         if render:
             picture = draw_plan(frame, by_id[entry["plan_id"]], (boxes, scores, labels))
             if recorder is None:

@@ -29,6 +29,7 @@ import numpy as np
 from neo.data.generated import generate_once
 from neo.data.problems import DatasetError
 from neo.data.synth import SHAPES
+from neo.remix.files import read_json_file
 from neo.utils.atomic import write_json
 
 FORMAT_VERSION = 1
@@ -473,12 +474,7 @@ def split_history(out: Path, history_frames: int) -> tuple[Path, Path]:
     """
     out = Path(out)
     source = out / "annotations.json"
-    if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such file; write the scene with synth_scenes first")
-    try:
-        coco = json.loads(source.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{source}: not a JSON file ({e})") from None
+    coco = read_json_file(source, missing="no such file; write the scene with synth_scenes first")
     if not isinstance(coco, dict) or not {"images", "annotations", "categories"} <= coco.keys():
         raise DatasetError(f"{source}: not a COCO file (expected images, annotations, categories)")
     images = sorted(coco["images"], key=lambda image: image["id"])
