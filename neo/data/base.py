@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
 from neo.data.detection_dataset import collate_detection
 from neo.data.problems import ProblemReport
+from neo.data.resumable import ResumableTrainingData
 from neo.tuning.auto_tune import auto_tune
 
 
@@ -24,7 +27,9 @@ def worker_options(
     """DataLoader worker and memory options shared by neo's data modules.
 
     Persistent workers and prefetching only with workers; page-locked memory only when
-    ``trainer`` runs on CUDA.
+    ``trainer`` runs on CUDA. Each loader has a generator of its own for its workers' seeds, so
+    that starting an epoch never draws from the global generator, which the model's own draws
+    (and a resumed run's restored state) use.
     """
     on_gpu = trainer is not None and type(trainer.accelerator).__name__ == "CUDAAccelerator"
     return {
@@ -32,10 +37,11 @@ def worker_options(
         "pin_memory": pin_memory and on_gpu,
         "persistent_workers": persistent_workers and num_workers > 0,
         "prefetch_factor": prefetch_factor if num_workers > 0 else None,
+        "generator": torch.Generator().manual_seed(int(torch.initial_seed()) % 2**63),
     }
 
 
-class DetectionDataModule(LightningDataModule):
+class DetectionDataModule(ResumableTrainingData, LightningDataModule):
     """Base for detection data modules: DataLoader settings and the class list.
 
     Subclasses build ``self.train_dataset``, ``self.val_dataset``, ``self.test_dataset`` and
@@ -157,39 +163,36 @@ class DetectionDataModule(LightningDataModule):
         self,
         dataset: Dataset | None,
         stage: str,
-        shuffle: bool,
-        batch_sampler: type[BatchSampler] | None = None,
-        **sampler_kwargs: Any,
+        canvases: Sequence[tuple[int, int]] | None = None,
     ) -> DataLoader:
-        """A DataLoader of ``dataset``, batched by ``batch_sampler(sampler, ...)`` when given.
+        """A DataLoader of ``dataset``: resumable and shuffled for training, else in file order.
 
-        ``sampler_kwargs`` go to ``batch_sampler``; without one the DataLoader batches plainly.
+        Args:
+            dataset: the split's dataset.
+            stage: ``"train"``, ``"val"``, ``"test"`` or ``"predict"``.
+            canvases: training canvases drawn once per batch (multi-scale); None: the transform's.
         """
         if dataset is None:
             raise RuntimeError(
                 f"{type(self).__name__} has no {stage} data; check its configuration"
             )
-        batch_size = self.batch_size if stage == "train" else self.eval_batch_size
-        drop_last = stage == "train" and len(dataset) > self.batch_size
-        batching: dict[str, Any] = {"batch_size": batch_size, "shuffle": shuffle}
-        if batch_sampler is not None:
-            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-            batching = {
-                "batch_sampler": batch_sampler(sampler, batch_size, drop_last, **sampler_kwargs)
-            }
-            drop_last = False
+        options = worker_options(
+            self.num_workers,
+            self.persistent_workers,
+            self.prefetch_factor,
+            self.pin_memory,
+            self.trainer,
+        )
+        if stage == "train":
+            return self.resumable_train_loader(
+                dataset,
+                self.batch_size,
+                canvases=canvases,
+                collate_fn=collate_detection,
+                **options,
+            )
         return DataLoader(
-            dataset,
-            **batching,
-            collate_fn=collate_detection,
-            drop_last=drop_last,
-            **worker_options(
-                self.num_workers,
-                self.persistent_workers,
-                self.prefetch_factor,
-                self.pin_memory,
-                self.trainer,
-            ),
+            dataset, batch_size=self.eval_batch_size, collate_fn=collate_detection, **options
         )
 
     @staticmethod
@@ -202,16 +205,16 @@ class DetectionDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""
-        return self._loader(self.train_dataset, "train", shuffle=True)
+        return self._loader(self.train_dataset, "train")
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches in file order."""
-        return self._loader(self.val_dataset, "val", shuffle=False)
+        return self._loader(self.val_dataset, "val")
 
     def test_dataloader(self) -> DataLoader:
         """Test batches in file order."""
-        return self._loader(self.test_dataset, "test", shuffle=False)
+        return self._loader(self.test_dataset, "test")
 
     def predict_dataloader(self) -> DataLoader:
         """Prediction batches in file order."""
-        return self._loader(self.predict_dataset, "predict", shuffle=False)
+        return self._loader(self.predict_dataset, "predict")

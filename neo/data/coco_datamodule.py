@@ -18,7 +18,6 @@ from neo.data.images import (
     list_images,
     read_image,
 )
-from neo.data.multi_scale import MultiScaleBatchSampler
 from neo.data.problems import DatasetError, ProblemReport
 from neo.data.transforms import DEFAULT_TRAIN_SIZES, EvalTransform, TrainTransform
 
@@ -159,11 +158,7 @@ class CocoDataModule(DetectionDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches, each on one canvas drawn from ``train_sizes``."""
         sizes = self.train_transform.sizes
-        if len(sizes) == 1:
-            return super().train_dataloader()
-        return self._loader(
-            self.train_dataset, "train", True, MultiScaleBatchSampler, sizes=list(sizes)
-        )
+        return self._loader(self.train_dataset, "train", sizes if len(sizes) > 1 else None)
 
     def setup(self, stage: str) -> None:
         """Reads and validates the splits the stage needs."""

@@ -12,11 +12,11 @@ from torch.utils.data import Dataset
 
 from neo.data.coco_index import CocoIndex
 from neo.data.images import read_image
+from neo.data.seeding import SampleKey, keyed
 from neo.data.transforms import PAD_VALUE, TransformedSample
 
 Transform = Callable[..., TransformedSample]
 Target = dict[str, Any]
-Item = int | tuple[int, tuple[int, int]]
 
 
 def make_target(sample: TransformedSample, image_id: int, orig_size: tuple[int, int]) -> Target:
@@ -41,8 +41,8 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 class CocoDetectionDataset(Dataset):
     """Images and boxes of one cleaned COCO split.
 
-    An item is an index, or an ``(index, canvas)`` pair from
-    :class:`~neo.data.multi_scale.MultiScaleBatchSampler` whose canvas is passed to the transform.
+    An item is an index, or a :class:`~neo.data.seeding.SampleKey` from the training sampler
+    whose entropy seeds the augmentation and whose canvas (if any) is passed to the transform.
 
     Args:
         index: the cleaned split (see :func:`neo.data.coco_index.load_coco_index`).
@@ -56,16 +56,17 @@ class CocoDetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index.images)
 
-    def __getitem__(self, item: Item) -> tuple[torch.Tensor, Target]:
-        i, canvas = item if isinstance(item, tuple) else (item, None)
-        record = self.index.images[i]
-        image = read_image(
-            record.path, (record.height, record.width), str(self.index.annotation_file)
-        )
-        if canvas is None:
-            sample = self.transform(image, record.boxes, record.labels)
-        else:
-            sample = self.transform(image, record.boxes, record.labels, canvas=canvas)
+    def __getitem__(self, item: int | SampleKey) -> tuple[torch.Tensor, Target]:
+        canvas = item.canvas if isinstance(item, SampleKey) else None
+        with keyed(item) as i:
+            record = self.index.images[i]
+            image = read_image(
+                record.path, (record.height, record.width), str(self.index.annotation_file)
+            )
+            if canvas is None:
+                sample = self.transform(image, record.boxes, record.labels)
+            else:
+                sample = self.transform(image, record.boxes, record.labels, canvas=canvas)
         target = make_target(sample, record.image_id, (record.height, record.width))
         target["file_name"] = str(record.path)
         return image_to_tensor(sample.image), target

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from neo.data.detection_dataset import Target, image_to_tensor, make_target
 from neo.data.images import read_image
 from neo.data.problems import DatasetError, ProblemReport
-from neo.data.seeding import StreamSeed
+from neo.data.seeding import SampleKey, StreamSeed, keyed
 from neo.data.transforms import TransformedSample
 
 BBOX_SUFFIX = "_bboxes.json"
@@ -253,10 +253,13 @@ class SpectrogramDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
-        record = self.records[i]
-        image = read_image(record.image_path, (record.height, record.width), str(record.json_path))
-        sample = self.transform(image, record.boxes, record.labels)
+    def __getitem__(self, item: int | SampleKey) -> tuple[torch.Tensor, Target]:
+        with keyed(item) as i:
+            record = self.records[i]
+            image = read_image(
+                record.image_path, (record.height, record.width), str(record.json_path)
+            )
+            sample = self.transform(image, record.boxes, record.labels)
         target = make_target(sample, record.image_id, (record.height, record.width))
         target["file_name"] = str(record.image_path)
         return image_to_tensor(sample.image), target

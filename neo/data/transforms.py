@@ -23,8 +23,8 @@ one generator pair instead. ``TrainTransform`` reseeds that pair in each DataLoa
 epoch whose workers start afresh, and from the run seed (``seed_everything``) when it has no seed
 of its own (see :mod:`neo.data.seeding`), so runs with the same seed augment alike.
 
-Multi-scale training draws one canvas per batch (``MultiScaleBatchSampler`` of
-:mod:`neo.data.multi_scale` passes it with each index); called without a canvas,
+Multi-scale training draws one canvas per batch (the training sampler of
+:mod:`neo.data.resumable` passes it with each sample key); called without a canvas,
 ``TrainTransform`` draws one per sample.
 """
 

@@ -17,10 +17,14 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from neo.inference.spec import SPEC_KEY, InferenceSpec
 from neo.metrics.coco import CocoEvaluator, EvaluationDetails
+from neo.utils.random_state import resume_random_state, save_random_state
 
 Target = dict[str, Any]
 Detections = list[dict[str, Tensor]]
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, FrozenBatchNorm2d)
+
+
+NONFINITE_KEY = "neo_nonfinite_in_a_row"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -255,12 +259,20 @@ class DetectionTask(LightningModule):
         self.inference_spec = spec
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Stores the inference spec so the checkpoint runs without the training data."""
+        """Stores the inference spec, the non-finite counter and the generators' states.
+
+        The spec lets the checkpoint run without the training data; the rest lets a resumed fit
+        go on exactly.
+        """
         spec = replace(self.inference_spec, task_class=self.class_path())
         checkpoint[SPEC_KEY] = spec.to_dict()
+        checkpoint[NONFINITE_KEY] = self._nonfinite_in_a_row
+        save_random_state(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restores the inference spec stored by :meth:`on_save_checkpoint`."""
+        """Restores what :meth:`on_save_checkpoint` stored (the generators only to resume a fit)."""
+        self._nonfinite_in_a_row = int(checkpoint.get(NONFINITE_KEY, 0))
+        resume_random_state(self, checkpoint)
         if SPEC_KEY not in checkpoint:
             return
         spec = InferenceSpec.from_dict(checkpoint[SPEC_KEY])

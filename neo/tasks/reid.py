@@ -24,6 +24,7 @@ from neo.metrics.reid import (
 from neo.models.reid.losses import CenterLoss, batch_hard_triplet_loss
 from neo.models.reid.model import MEAN, STD, ReIDModel, normalize
 from neo.tasks.detection import eval_mode
+from neo.utils.random_state import resume_random_state, save_random_state
 
 REID_SPEC_KEY = "neo_reid_spec"
 
@@ -358,9 +359,11 @@ class ReIDTask(LightningModule):
             "prototypes": self.prototypes.clone(),
             "prototype_identities": self.prototype_identities.clone(),
         }
+        save_random_state(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restores what :meth:`on_save_checkpoint` stored."""
+        """Restores what :meth:`on_save_checkpoint` stored (the generators only to resume a fit)."""
+        resume_random_state(self, checkpoint)
         spec = checkpoint.get(REID_SPEC_KEY)
         if not isinstance(spec, dict):
             return

@@ -40,6 +40,7 @@ from neo.data.reid.records import GALLERY, QUERY, BoxRecord
 from neo.data.reid.sampler import IdentityBatchSampler
 from neo.data.reid.splits import OpenSetSplit, build_open_set_splits
 from neo.data.reid.transforms import eval_transform, train_transform
+from neo.data.resumable import ResumableTrainingData
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class EvaluationInfo:
     records: list[BoxRecord]
 
 
-class ReIDDataModule(LightningDataModule):
+class ReIDDataModule(ResumableTrainingData, LightningDataModule):
     """Frames plus a meta CSV (``quarter, angle, session, frame, x, y, w, h, label_id``) → ReID.
 
     Args:
@@ -324,13 +325,18 @@ class ReIDDataModule(LightningDataModule):
         if self.train_dataset is None:
             raise RuntimeError(f"{type(self).__name__}: no training data; call setup first")
         seed = random.Random(f"sampler-{self.split_seed}").randrange(2**31)
-        sampler = IdentityBatchSampler(
+        identities = IdentityBatchSampler(
             self.train_labels,
             identities_per_batch=self.identities_per_batch,
             images_per_identity=self.images_per_identity,
             seed=seed,
         )
-        return DataLoader(self.train_dataset, batch_sampler=sampler, **self._loader_options())
+        return self.resumable_train_loader(
+            self.train_dataset,
+            self.identities_per_batch * self.images_per_identity,
+            epoch_batches=identities.batches,
+            **self._loader_options(),
+        )
 
     def val_dataloader(self) -> list[DataLoader]:
         """The query loader, then the gallery loader; items are ``(image, index)``."""

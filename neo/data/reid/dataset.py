@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from neo.data.problems import DatasetError
 from neo.data.reid.records import BoxRecord
+from neo.data.seeding import SampleKey, keyed
 
 cv2.setNumThreads(1)
 
@@ -185,16 +186,17 @@ class CroppedBBoxDataset(Dataset):
             return image
         return _decode_bytes(entry, path)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        """The (transformed) image of sample ``index`` and its label.
+    def __getitem__(self, item: int | SampleKey) -> tuple[torch.Tensor, int]:
+        """The (transformed) image of sample ``item`` and its label.
 
         Args:
-            index: sample index.
+            item: sample index, or the training sampler's key of one.
 
         Returns:
             (uint8 CHW RGB tensor, label).
         """
-        return _to_output(self.load_image(index), self.transform), self.labels[index]
+        with keyed(item) as index:
+            return _to_output(self.load_image(index), self.transform), self.labels[index]
 
 
 def clip_box(record: BoxRecord, frame_height: int, frame_width: int) -> tuple[int, int, int, int]:
@@ -257,13 +259,14 @@ class FrameCropDataset(Dataset):
             )
         return cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        """The (transformed) crop of box ``index`` and its label.
+    def __getitem__(self, item: int | SampleKey) -> tuple[torch.Tensor, int]:
+        """The (transformed) crop of box ``item`` and its label.
 
         Args:
-            index: sample index.
+            item: sample index, or the training sampler's key of one.
 
         Returns:
             (uint8 CHW RGB tensor, label).
         """
-        return _to_output(self.load_image(index), self.transform), self.labels[index]
+        with keyed(item) as index:
+            return _to_output(self.load_image(index), self.transform), self.labels[index]

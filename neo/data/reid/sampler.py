@@ -157,6 +157,11 @@ class IdentityBatchSampler(Sampler[list[int]]):
         self._cached_epoch = self.epoch
         return self._cached_batches
 
+    def batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of ``epoch`` (the epoch becomes the current one)."""
+        self.set_epoch(epoch)
+        return [list(batch) for batch in self._rank_batches()]
+
     def __iter__(self) -> Iterator[list[int]]:
         """Yields this rank's batches of the current epoch."""
         yield from (list(batch) for batch in self._rank_batches())
