@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from neo.utils.atomic import atomic_path, remove_stale_temporaries, write_json
-from neo.utils.checkpoint_io import AtomicCheckpointIO, CheckpointError
+from neo.utils.checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
 
 
 def test_failed_write_keeps_old_file(tmp_path):
@@ -70,3 +75,38 @@ def test_generated_dataset_folders_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "shapes").stat().st_mode) == 0o775
+
+
+SAVE_FOREVER = """
+import sys, time, torch
+from pathlib import Path
+from neo.utils.checkpoint_io import AtomicCheckpointIO
+
+io, path = AtomicCheckpointIO(), Path(sys.argv[1])
+io.save_checkpoint({"state_dict": {"w": torch.zeros(4)}, "step": 1}, path)
+original = torch.save
+
+def slow_save(obj, f, *args, **kwargs):  # half a file on disk, then the process is killed
+    with open(f, "wb") as out:
+        out.write(b"PK\\x03\\x04" + bytes(1 << 20))
+        out.flush()
+    Path(str(path) + ".writing").touch()
+    time.sleep(600)
+
+torch.save = slow_save
+io.save_checkpoint({"state_dict": {"w": torch.ones(4)}, "step": 2}, path)
+"""
+
+
+def test_a_kill_while_saving_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "last.ckpt"
+    process = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(path)])
+    deadline = time.monotonic() + 120
+    while not Path(str(path) + ".writing").exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert list(tmp_path.glob(".last.ckpt.*.tmp"))  # the half-written file is a temporary one
+    checkpoint = read_checkpoint(path)
+    assert checkpoint["step"] == 1 and torch.equal(checkpoint["state_dict"]["w"], torch.zeros(4))
