@@ -9,10 +9,19 @@ import torch
 
 from neo.inference.spec import SPEC_KEY, InferenceSpec
 from neo.tasks import FasterRCNNTask, RTDETRTask
+from neo.tasks.detection import NONFINITE_KEY
+from neo.utils.random_state import RANDOM_STATE_KEY
 
 TINY_RTDETR = dict(
-    variant="r18", num_queries=20, num_top_queries=25, hidden_dim=32, nhead=4,
-    num_decoder_layers=1, decoder_ffn_dim=64, encoder_ffn_dim=64, num_denoising=10,
+    variant="r18",
+    num_queries=20,
+    num_top_queries=25,
+    hidden_dim=32,
+    nhead=4,
+    num_decoder_layers=1,
+    decoder_ffn_dim=64,
+    encoder_ffn_dim=64,
+    num_denoising=10,
 )
 
 
@@ -64,7 +73,9 @@ def test_spec_defaults_without_data_then_filled_by_the_data_module():
     datamodule = SimpleNamespace(
         categories=[{"id": 3, "name": "car"}, {"id": 7, "name": "bus"}],
         inference_preprocessing=lambda: {
-            "input_size": (1088, 1920), "resize": "letterbox", "spectrogram": None,
+            "input_size": (1088, 1920),
+            "resize": "letterbox",
+            "spectrogram": None,
         },
     )
     task._trainer = SimpleNamespace(datamodule=datamodule)
@@ -77,17 +88,24 @@ def test_spec_defaults_without_data_then_filled_by_the_data_module():
 def test_spec_is_saved_once_and_restored():
     task = faster_rcnn()
     task.inference_spec = InferenceSpec(
-        "x", [4, 9], ["tone", "chirp"], (64, 64), "stretch",
+        "x",
+        [4, 9],
+        ["tone", "chirp"],
+        (64, 64),
+        "stretch",
         spectrogram={"nfft": 128, "hop": 64, "image_size": 64, "chunk_duration_s": 0.1},
     )
     checkpoint: dict = {}
+    task._nonfinite_in_a_row = 3  # a run saved after three skipped steps
     task.on_save_checkpoint(checkpoint)
-    assert set(checkpoint) == {SPEC_KEY}  # class names are saved in one place only
+    # class names are saved in one place only, beside the training state
+    assert set(checkpoint) == {SPEC_KEY, NONFINITE_KEY, RANDOM_STATE_KEY}
     saved = checkpoint[SPEC_KEY]
     assert saved["task_class"] == "neo.tasks.faster_rcnn.FasterRCNNTask"  # the real class
     assert saved["input_size"] == [64, 64] and saved["spectrogram"]["chunk_duration_s"] == 0.1
     other = faster_rcnn()
     other.on_load_checkpoint(checkpoint)
+    assert other._nonfinite_in_a_row == 3  # resumes counting towards max_nonfinite_steps
     assert other.category_ids == [4, 9] and other.class_names == ["tone", "chirp"]
     assert other.inference_spec.input_size == (64, 64)
     checkpoint[SPEC_KEY]["class_names"] = ["a", "b", "c"]
