@@ -11,7 +11,14 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 
 def test_there_are_notebooks():
-    assert {p.stem for p in NOTEBOOKS} >= {"quick_tour", "remix"}
+    assert {p.stem for p in NOTEBOOKS} >= {
+        "quick_tour",
+        "remix",
+        "rtdetr_16x9",
+        "deployment",
+        "rf_pipeline",
+        "reid",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
