@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import errno
+import json
 import os
 import shutil
 import stat
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 from neo.cli import NeoCLI, main
+from neo.utils.atomic import atomic_path
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FASTER_RCNN = str(CONFIGS / "tiny_faster_rcnn.yaml")
@@ -193,3 +196,30 @@ def test_checkpoint_class_comparison_imports_only_the_configs_package():
     sys.modules.pop("colorsys", None)
     assert not same_class("colorsys.Fly", "neo.tasks.RTDETRTask")
     assert "colorsys" not in sys.modules
+
+
+def test_disk_full_while_writing_predictions_keeps_the_previous_file(
+    run, tmp_path, capsys, monkeypatch
+):
+    from neo.callbacks import prediction_writer
+
+    out = tmp_path / "predictions"
+    args = [
+        "predict", "--config", FASTER_RCNN, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+        "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
+        f"--trainer.callbacks.output_dir={out}", *run_args(tmp_path),
+    ]  # fmt: skip
+    assert main(args) == 0
+    before = (out / "predictions.json").read_bytes()
+
+    def full_disk(path, data, indent=None):  # half the file written, then the disk is full
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data)[: len(before) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(prediction_writer, "write_json", full_disk)
+    assert main(args) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("neo: error:") and "No space left on device" in line
+    assert (out / "predictions.json").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.json"]  # no temporary left

@@ -94,11 +94,12 @@ def test_predict_writes_coco_results_for_a_folder(trained, tmp_path):
     out = tmp_path / "pred"
     with_checkpoint(
         "predict", ckpt, tmp_path, "--data.init_args.predict_images", str(folder),
+        "--model.init_args.score_threshold", "0.0",
         "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
         f"--trainer.callbacks.output_dir={out}", "--trainer.callbacks.render=true",
     )  # fmt: skip
     results = json.loads((out / "predictions.json").read_text())
-    assert results, "expected detections (score threshold 0.01 on a trained model)"
+    assert results, "expected detections (score threshold 0)"
     assert {r["category_id"] for r in results} <= {1, 3, 7}
     assert all(0 <= r["bbox"][0] <= 160 and 0 <= r["bbox"][1] <= 90 for r in results)
     assert len(list((out / "rendered").glob("*.jpg"))) == 5
@@ -160,7 +161,7 @@ def test_prediction_writer_added_on_the_command_line_writes_into_the_run(
     (ckpt,) = trained.rglob("last.ckpt")
     monkeypatch.chdir(tmp_path)  # the writer used to default to ./predictions
     with_checkpoint(
-        "predict", ckpt, tmp_path / "runs",
+        "predict", ckpt, tmp_path / "runs", "--model.init_args.score_threshold", "0.0",
         "--trainer.callbacks+=neo.callbacks.CocoPredictionWriter",
         "--trainer.callbacks.render=true",
     )  # fmt: skip

@@ -99,6 +99,9 @@ def test_loaders_refuse_the_file_without_running_it(evil, loader):
     "args",
     [
         ["rf", "detect", "--models", "{path}", "--input", "{recording}", "--out", "{folder}/out"],
+        ["validate", "--config", "{config}", "--ckpt_path", "{path}"],
+        ["export", "--config", "{config}", "--ckpt_path", "{path}", "--output", "{folder}/exp"],
+        ["fit", "--config", "{reid_config}", "--ckpt_path", "{path}"],
         [
             "benchmark",
             "--model",
@@ -113,13 +116,29 @@ def test_loaders_refuse_the_file_without_running_it(evil, loader):
             "{folder}/bench.csv",
         ],
     ],
-    ids=["neo rf detect", "neo benchmark"],
+    ids=[
+        "neo rf detect",
+        "--ckpt_path (validate)",
+        "neo export",
+        "ReID --ckpt_path",
+        "neo benchmark",
+    ],
 )
 def test_commands_refuse_the_file_in_one_line(evil, args, capsys):
     path, marker = evil
     data = np.zeros(4096, np.complex64)
     recording = write_recording(path.parent, "rec", data, sample_rate=1e6)
-    filled = [a.format(path=path, folder=path.parent, recording=recording) for a in args]
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    filled = [
+        a.format(
+            path=path,
+            folder=path.parent,
+            recording=recording,
+            config=configs / "tiny_faster_rcnn.yaml",
+            reid_config=configs / "tiny_reid.yaml",
+        )
+        for a in args
+    ]
     assert main(filled) not in (0, None)
     err = capsys.readouterr().err.strip().splitlines()
     assert "Traceback" not in "\n".join(err)
