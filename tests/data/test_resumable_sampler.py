@@ -7,27 +7,21 @@ from lightning import LightningModule, seed_everything
 
 from neo.data import DemoCocoDataModule
 from neo.data.resumable import ResumableSampler
-from tests.helpers.training import cpu_trainer
+from tests.helpers.training import cpu_trainer, demo_data
 
 SIZES = [(96, 160), (128, 224)]
 
 
 def demo(**kwargs) -> DemoCocoDataModule:
-    settings = {
-        "num_train": 8,
-        "num_val": 2,
-        "image_height": 90,
-        "image_width": 160,
-        "objects_per_image": (1, 2),
-        "size_range": (0.15, 0.4),
-        "train_sizes": SIZES,
-        "eval_size": (96, 160),
-        "crop_prob": 0.0,
-        "batch_size": 2,
-        "num_workers": 0,
+    """Two canvases, no crop (so the padding around the content is the rounding alone)."""
+    return demo_data(
+        num_val=2,
+        objects_per_image=(1, 2),
+        size_range=(0.15, 0.4),
+        train_sizes=SIZES,
+        crop_prob=0.0,
         **kwargs,
-    }
-    return DemoCocoDataModule(**settings)
+    )
 
 
 class BatchRecorder(LightningModule):

@@ -9,26 +9,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from neo.data import DemoCocoDataModule
 from neo.data.spectrogram_dataset import SquareResize
-from tests.helpers.training import cpu_trainer
+from tests.helpers.training import cpu_trainer, demo_data
 
 
 def demo(**kwargs) -> DemoCocoDataModule:
     """The data of ``tests/configs/tiny_faster_rcnn.yaml``, loaded by one worker."""
-    settings = {
-        "num_train": 8,
-        "num_val": 5,
-        "image_height": 90,
-        "image_width": 160,
-        "size_range": (0.15, 0.5),
-        "objects_per_image": (1, 3),
-        "train_sizes": [(96, 160)],
-        "eval_size": (96, 160),
-        "batch_size": 2,
-        "num_workers": 1,
-        "persistent_workers": False,
-        **kwargs,
-    }
-    return DemoCocoDataModule(**settings)
+    return demo_data(num_workers=1, persistent_workers=False, **kwargs)
 
 
 class TinyDetector(LightningModule):

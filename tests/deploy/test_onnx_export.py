@@ -13,11 +13,7 @@ import torch
 from neo.deploy.contract import DeploySpec, read_sidecar, write_sidecar
 from neo.deploy.onnx_export import check_input_size, export_onnx
 from neo.tasks import FasterRCNNTask, RTDETRTask
-
-TINY_RTDETR = dict(
-    variant="r18", num_queries=20, num_top_queries=25, hidden_dim=32, nhead=4,
-    num_decoder_layers=1, decoder_ffn_dim=64, encoder_ffn_dim=64, num_denoising=10,
-)
+from tests.helpers.training import TINY_RTDETR
 
 
 def run_onnx(path, images: torch.Tensor) -> list[np.ndarray]:

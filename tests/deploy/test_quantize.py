@@ -18,18 +18,8 @@ from neo.deploy.quantize import (
 )
 from neo.tasks import RTDETRTask
 from neo.tasks.detection import DetectionTask
+from tests.helpers.training import TINY_RTDETR
 
-TINY_RTDETR = dict(
-    variant="r18",
-    num_queries=20,
-    num_top_queries=25,
-    hidden_dim=32,
-    nhead=4,
-    num_decoder_layers=1,
-    decoder_ffn_dim=64,
-    encoder_ffn_dim=64,
-    num_denoising=10,
-)
 SIZE = (64, 96)
 
 

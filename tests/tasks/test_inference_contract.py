@@ -11,18 +11,7 @@ from neo.inference.spec import SPEC_KEY, InferenceSpec
 from neo.tasks import FasterRCNNTask, RTDETRTask
 from neo.tasks.detection import NONFINITE_KEY
 from neo.utils.random_state import RANDOM_STATE_KEY
-
-TINY_RTDETR = dict(
-    variant="r18",
-    num_queries=20,
-    num_top_queries=25,
-    hidden_dim=32,
-    nhead=4,
-    num_decoder_layers=1,
-    decoder_ffn_dim=64,
-    encoder_ffn_dim=64,
-    num_denoising=10,
-)
+from tests.helpers.training import TINY_RTDETR
 
 
 def faster_rcnn(**kwargs) -> FasterRCNNTask:
