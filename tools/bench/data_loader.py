@@ -8,7 +8,7 @@ images through cv2.imread + cv2.resize to the same canvases only, same workers, 
 Target: neo >= 0.8 x raw.
 
 Multi-scale batching: the same augmentation with a canvas drawn per sample (each batch padded to
-its largest member, as before) and with one canvas per batch (``MultiScaleBatchSampler``, now):
+its largest member, as before) and with one canvas per batch (``ResumableSampler``, now):
 mean pixels per batch tensor and the fraction of them that is collation padding (beyond each
 sample's own canvas).
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from neo.data import CocoDataModule
 from neo.data.demo import default_cache_dir
 from neo.data.detection_dataset import collate_detection
-from neo.data.multi_scale import MultiScaleBatchSampler
+from neo.data.resumable import resumable_loader
 from neo.data.synth import synthesize_coco
 from neo.data.transforms import DEFAULT_TRAIN_SIZES
 
@@ -139,10 +139,9 @@ def main() -> None:
     common = {"num_workers": args.workers, "collate_fn": collate_with_canvases}
     torch.manual_seed(0)
     per_sample = DataLoader(dataset, args.batch_size, shuffle=True, drop_last=True, **common)
-    sampler = MultiScaleBatchSampler(
-        RandomSampler(dataset), args.batch_size, True, list(DEFAULT_TRAIN_SIZES)
+    per_batch = resumable_loader(
+        dataset, args.batch_size, None, canvases=list(DEFAULT_TRAIN_SIZES), **common
     )
-    per_batch = DataLoader(dataset, batch_sampler=sampler, **common)
     print(f"multi-scale over {len(DEFAULT_TRAIN_SIZES)} canvases, {args.batches} batches:")
     runs = (("canvas per sample (before)", per_sample), ("canvas per batch", per_batch))
     for name, loader in runs:
