@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from neo.data.detection_dataset import collate_detection
 from neo.data.problems import ProblemReport
 from neo.data.resumable import ResumableTrainingData
+from neo.data.seeding import run_seed
 from neo.tuning.auto_tune import auto_tune
 
 
@@ -37,7 +38,7 @@ def worker_options(
         "pin_memory": pin_memory and on_gpu,
         "persistent_workers": persistent_workers and num_workers > 0,
         "prefetch_factor": prefetch_factor if num_workers > 0 else None,
-        "generator": torch.Generator().manual_seed(int(torch.initial_seed()) % 2**63),
+        "generator": torch.Generator().manual_seed(run_seed()),
     }
 
 

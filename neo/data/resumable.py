@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from neo.data.seeding import SampleKey
+from neo.data.seeding import SampleKey, run_seed
 
 EpochBatches = Callable[[int], list[list[int]]]
 
@@ -167,11 +166,10 @@ def resumable_loader(
         epoch_batches: another batching than a permutation (see :class:`ResumableSampler`).
         **loader_options: further DataLoader arguments (workers, collate_fn, ...).
     """
-    seed = int(torch.initial_seed()) % 2**63  # the run seed (``seed_everything``)
     sampler = ResumableSampler(
         len(dataset),
         batch_size,
-        seed=seed,
+        seed=run_seed(),
         num_replicas=trainer.world_size if trainer is not None else 1,
         rank=trainer.global_rank if trainer is not None else 0,
         drop_last=len(dataset) > batch_size,

@@ -3,9 +3,8 @@
 Training samples come as :class:`SampleKey` items from
 :class:`~neo.data.resumable.ResumableSampler`: each carries the entropy of its own augmentation
 (run seed, epoch, rank, batch, slot), which the dataset puts in effect with :func:`keyed` while it
-transforms the sample. What a sample draws is
-then independent of workers and of restarts, so a resumed run draws exactly what an uninterrupted
-one does.
+transforms the sample. What a sample draws is then independent of workers and of restarts, so a
+resumed run draws exactly what an uninterrupted one does.
 
 Items that are plain indices (datasets used outside neo's training loader) fall back to streams.
 DataLoader workers start as copies of one transform, so streams seeded once would repeat each
@@ -33,6 +32,11 @@ from dataclasses import dataclass
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import get_worker_info
+
+
+def run_seed() -> int:
+    """The run's seed (``seed_everything``'s value, torch's initial seed), as a generator seed."""
+    return int(torch.initial_seed()) % 2**63
 
 
 @dataclass(frozen=True)
