@@ -72,6 +72,8 @@ class RTDETRTask(DetectionTask):
         num_denoising: denoising query budget in training (0 disables denoising).
         expansion: CSP hidden width fraction of the encoder.
         depth_mult: RepVGG block count multiplier of the encoder.
+        channels_last: convolutions in channels-last memory layout (faster; outputs equal to
+            the default layout's up to float rounding).
         **kwargs: the optimiser and schedule arguments of
             :class:`~neo.tasks.detection.DetectionTask` (``lr``, ``warmup_epochs``, ...).
     """
@@ -93,6 +95,7 @@ class RTDETRTask(DetectionTask):
         num_denoising: int | None = None,
         expansion: float | None = None,
         depth_mult: float | None = None,
+        channels_last: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(num_classes=num_classes, **kwargs)
@@ -107,7 +110,13 @@ class RTDETRTask(DetectionTask):
             "depth_mult": depth_mult,
         }
         overrides = {k: v for k, v in optional.items() if v is not None}
-        self.model = build_rtdetr(variant, num_classes, num_queries=num_queries, **overrides)
+        self.model = build_rtdetr(
+            variant,
+            num_classes,
+            num_queries=num_queries,
+            channels_last=channels_last,
+            **overrides,
+        )
         self.criterion = RTDETRCriterion(num_classes)
         self.postprocessor = RTDETRPostProcessor(num_top_queries)
         self._max_detections = min(num_top_queries, num_queries * num_classes)

@@ -7,6 +7,15 @@ Each (variant, size) runs in its own process so that the CPU peak memory (max RS
 ``torch.cuda.max_memory_allocated``. The training step is forward + loss + backward + AdamW step
 with 10 random boxes per image; inference is the eval forward plus post-processing (top 300).
 Prints a Markdown table.
+
+    uv run python tools/bench/rtdetr.py --vs-official /tmp/rtdetr_official/rtdetrv2_pytorch
+
+builds neo's and the official RT-DETRv2 (a local checkout of lyuwenyu/RT-DETR, see
+``rtdetr_parity.py``) with the same weights in one process, checks that their outputs agree, and
+times both interleaved (inference: eval forward + post-processing; training step: forward with
+denoising, loss, backward, AdamW step); it prints the median of each and the neo/official ratio
+per size and phase. The official model is built for each size (``eval_spatial_size``), so its
+anchors are cached as in its own deployment.
 """
 
 from __future__ import annotations
@@ -14,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -35,6 +46,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--iters-large", type=int, default=2, help="timed iterations at 1088x1920")
     parser.add_argument("--amp", action="store_true", help="autocast (fp16 on CUDA, bf16 on CPU)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    parser.add_argument(
+        "--vs-official",
+        type=Path,
+        metavar="PATH",
+        help="rtdetrv2_pytorch folder of an official RT-DETR checkout: time neo against it",
+    )
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved pairs per phase")
     parser.add_argument("--single", nargs=2, metavar=("VARIANT", "SIZE"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -121,14 +139,116 @@ def measure(args: argparse.Namespace, variant: str, size_name: str) -> dict[str,
     }
 
 
+def vs_official(args: argparse.Namespace) -> int:
+    """Times neo against the official RT-DETRv2 with the same weights, interleaved."""
+    if not (args.vs_official / "src" / "zoo" / "rtdetr").is_dir():
+        raise SystemExit(f"{args.vs_official}: not the rtdetrv2_pytorch folder of lyuwenyu/RT-DETR")
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    print(
+        f"RT-DETRv2-{args.variants[0]}, batch {args.batch}, CPU, {torch.get_num_threads()} "
+        f"threads, {args.repeats} interleaved repetitions, medians\n"
+    )
+    print("| input (HxW) | phase | neo | official | neo/official | max abs output diff |")
+    print("|---|---|---|---|---|---|")
+    for size_name in args.sizes:
+        compare_at_size(args, size_name)
+    return 0
+
+
+def compare_at_size(args: argparse.Namespace, size_name: str) -> None:
+    """Prints the inference and training-step rows of one input size."""
+    sys.path[:0] = [str(Path(__file__).parent), str(args.vs_official)]
+    from rtdetr_parity import build_official  # the official code, from its own checkout
+    from src.zoo.rtdetr.rtdetr_postprocessor import RTDETRPostProcessor as OfficialPostProcessor
+
+    from neo.models.rtdetr import load_official_state_dict
+
+    height, width = SIZES[size_name]
+    torch.manual_seed(0)
+    official, official_criterion = build_official(
+        args.vs_official, args.variants[0], [height, width]
+    )
+    with torch.no_grad():
+        for parameter in official.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.02)
+    model = build_rtdetr(args.variants[0], 80)
+    load_official_state_dict(
+        model,
+        {
+            k: v
+            for k, v in official.state_dict().items()
+            if not k.endswith(("anchors", "valid_mask"))
+        },
+    )
+    nets = {"neo": (model, RTDETRCriterion(80)), "official": (official, official_criterion)}
+    post = {"neo": RTDETRPostProcessor(300), "official": OfficialPostProcessor(80, True, 300)}
+    optimizers = {
+        name: torch.optim.AdamW(net.parameters(), lr=1e-9) for name, (net, _) in nets.items()
+    }
+    images = torch.rand(args.batch, 3, height, width)
+    targets = random_targets(args.batch, torch.device("cpu"))
+    sizes = {
+        "neo": torch.tensor([[height, width]] * args.batch),
+        "official": torch.tensor([[width, height]] * args.batch),
+    }
+
+    def infer(name: str) -> dict:
+        net = nets[name][0].eval()
+        with torch.inference_mode():
+            outputs = net(images)
+            post[name](outputs, sizes[name])
+        return outputs
+
+    def train_step(name: str) -> None:
+        net, criterion = nets[name]
+        losses = criterion(net.train()(images, targets), targets)
+        optimizers[name].zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        optimizers[name].step()
+
+    # Same weights, so a difference comes from the code; at non-square sizes the positional
+    # embedding layout differs by design (rtdetr_parity.py).
+    outputs = {name: infer(name) for name in nets}
+    diff = max(
+        (outputs["neo"][k] - outputs["official"][k]).abs().max().item()
+        for k in ("pred_logits", "pred_boxes")
+    )
+    diff_text = f"{diff:.1e}" if height == width else f"{diff:.1e} (position layout)"
+    for phase, step in (("inference", infer), ("training step", train_step)):
+        times: dict[str, list[float]] = {name: [] for name in nets}
+        for name in nets:
+            step(name)  # warm-up
+        for repeat in range(args.repeats):
+            for name in ("neo", "official") if repeat % 2 == 0 else ("official", "neo"):
+                start = time.perf_counter()
+                step(name)
+                times[name].append(time.perf_counter() - start)
+        neo_s, official_s = (statistics.median(times[name]) for name in nets)
+        print(
+            f"| {size_name} | {phase} | {neo_s * 1000:.0f} ms | {official_s * 1000:.0f} ms "
+            f"| {neo_s / official_s:.2f} | {diff_text if phase == 'inference' else ''} |",
+            flush=True,
+        )
+
+
 def main() -> int:
     args = parse_args()
+    if args.vs_official:
+        return vs_official(args)
     if args.single:
         print(json.dumps(measure(args, *args.single)))
         return 0
     passthrough = [
-        "--device", args.device, "--batch", str(args.batch), "--iters", str(args.iters),
-        "--iters-large", str(args.iters_large), "--threads", str(args.threads),
+        "--device",
+        args.device,
+        "--batch",
+        str(args.batch),
+        "--iters",
+        str(args.iters),
+        "--iters-large",
+        str(args.iters_large),
+        "--threads",
+        str(args.threads),
         *(["--amp"] if args.amp else []),
     ]
     threads = args.threads or torch.get_num_threads()
@@ -136,8 +256,10 @@ def main() -> int:
     device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else cpu_name
     memory_kind = "peak allocated" if args.device == "cuda" else "process max RSS"
     print(f"RT-DETRv2, batch {args.batch}, {'AMP' if args.amp else 'fp32'}, {device_name}\n")
-    print(f"| model | input (HxW) | train step | train img/s | infer | infer img/s | "
-          f"{memory_kind} train / infer |")
+    print(
+        f"| model | input (HxW) | train step | train img/s | infer | infer img/s | "
+        f"{memory_kind} train / infer |"
+    )
     print("|---|---|---|---|---|---|---|")
     for variant in args.variants:
         for size_name in args.sizes:

@@ -11,7 +11,8 @@ For each variant: the official model is built from its yml config with a seed, i
 perturbed (zero-initialised heads would hide errors) and its batch-norm statistics calibrated on
 random images, its state dict is saved in the official layout, loaded into
 ``build_rtdetr(variant)`` with ``load_official_state_dict`` and the eval outputs are compared on
-one 640x640 input. Then on a 384x640 input: neo (row-major positions) vs official (column-major
+one 640x640 input, in the contiguous NCHW layout (exact) and channels-last (neo's default, within
+float rounding). Then on a 384x640 input: neo (row-major positions) vs official (column-major
 positions), and neo with its positional embedding swapped for the official formula. Finally one
 training step (denoising, all auxiliary outputs and the loss terms) is compared.
 """
@@ -128,7 +129,7 @@ def run_variant(root: Path, variant: str, seed: int, workdir: Path) -> dict[str,
     path = workdir / f"official_{variant}.pth"
     torch.save({"model": state}, path)
 
-    neo = build_rtdetr(variant)
+    neo = build_rtdetr(variant, channels_last=False)  # the exact layout; channels-last below
     report = load_official_state_dict(neo, path)
     print(f"[{variant}] {report.summary()}")
     neo.eval()
@@ -140,6 +141,11 @@ def run_variant(root: Path, variant: str, seed: int, workdir: Path) -> dict[str,
     for k, v in max_diff(out_o, out_n).items():
         results[f"640x640 {k}"] = v
     results["640x640 max|logit|"] = out_o["pred_logits"].abs().max().item()
+    neo.channels_last = True  # neo's default: same maths, float rounding of another conv layout
+    with torch.no_grad():
+        for k, v in max_diff(out_o, neo(x)).items():
+            results[f"640x640 channels-last {k}"] = v
+    neo.channels_last = False
 
     # Non-square: official at its own eval size (anchors right, positions column-major).
     official_ns, _ = build_official(root, variant, [384, 640])
@@ -197,6 +203,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["r18", "r34", "r50"], choices=CONFIGS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument(
+        "--layout-tolerance", type=float, default=1e-3, help="for the channels-last layout"
+    )
     args = parser.parse_args()
     if not (args.official / "src" / "zoo" / "rtdetr").is_dir():
         raise SystemExit(f"{args.official}: not the rtdetrv2_pytorch folder of lyuwenyu/RT-DETR")
@@ -213,6 +222,8 @@ def main() -> None:
                 if ("640x640 pred" in k or "official-pos" in k or k.startswith("train l"))
             ]
             failed |= max(checked) > args.tolerance
+            rounding = [v for k, v in results.items() if "channels-last" in k]
+            failed |= max(rounding) > args.layout_tolerance
     print("PARITY FAILED" if failed else f"parity OK (tolerance {args.tolerance:g})")
     raise SystemExit(1 if failed else 0)
 

@@ -33,6 +33,8 @@ class RTDETRConfig:
         label_noise_ratio: Denoising label noise.
         box_noise_scale: Denoising box noise.
         eval_idx: Decoder layer used at inference.
+        channels_last: Run the convolutions in channels-last memory layout: faster on CPUs and
+            tensor-core GPUs, outputs equal to the default layout's up to float rounding.
     """
 
     depth: int = 50
@@ -52,6 +54,7 @@ class RTDETRConfig:
     label_noise_ratio: float = 0.5
     box_noise_scale: float = 1.0
     eval_idx: int = -1
+    channels_last: bool = True
 
 
 VARIANTS: dict[str, RTDETRConfig] = {
@@ -129,4 +132,4 @@ def build_rtdetr(variant: str, num_classes: int = 80, **overrides: object) -> RT
         box_noise_scale=cfg.box_noise_scale,
         eval_idx=cfg.eval_idx,
     )
-    return RTDETR(backbone, encoder, decoder)
+    return RTDETR(backbone, encoder, decoder, channels_last=cfg.channels_last)

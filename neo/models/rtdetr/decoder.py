@@ -316,22 +316,25 @@ class RTDETRDecoder(nn.Module):
 
     def _select_queries(
         self, memory: Tensor, spatial_shapes: list[tuple[int, int]]
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         if memory.shape[1] < self.num_queries:
             raise ValueError(
                 f"input too small: {memory.shape[1]} encoder tokens for {self.num_queries} queries"
             )
         anchors, valid = self.anchors(spatial_shapes, memory.device)
         memory = valid.to(memory.dtype) * memory
-        out_memory = self.enc_output(memory)
-        logits = self.enc_score_head(out_memory)
-        coords_unact = self.enc_bbox_head(out_memory) + anchors
-        _, idx = torch.topk(logits.max(-1).values, self.num_queries, dim=-1)
-        idx = idx.unsqueeze(-1)
-        topk_memory = out_memory.gather(1, idx.expand(-1, -1, out_memory.shape[-1]))
-        topk_logits = logits.gather(1, idx.expand(-1, -1, logits.shape[-1]))
-        topk_coords = coords_unact.gather(1, idx.expand(-1, -1, 4))
-        return topk_memory, topk_logits, topk_coords, out_memory
+        # Every token is scored to pick the queries, but only the picked ones get boxes and
+        # gradients: the heads run again on those rows alone (row-wise ops, so the values are
+        # the same as computed over all tokens) instead of keeping the whole map for backward.
+        with torch.no_grad():
+            scores = self.enc_score_head(self.enc_output(memory)).max(-1).values
+        idx = torch.topk(scores, self.num_queries, dim=-1).indices.unsqueeze(-1)
+        picked = memory.gather(1, idx.expand(-1, -1, memory.shape[-1]))
+        topk_memory = self.enc_output(picked)
+        topk_logits = self.enc_score_head(topk_memory)
+        topk_anchors = anchors.expand(memory.shape[0], -1, -1).gather(1, idx.expand(-1, -1, 4))
+        topk_coords = self.enc_bbox_head(topk_memory) + topk_anchors
+        return topk_memory, topk_logits, topk_coords
 
     def forward(self, feats: list[Tensor], targets: list[dict[str, Tensor]] | None = None) -> dict:
         """Decode encoder maps into class logits and normalised cxcywh boxes.
@@ -363,7 +366,7 @@ class RTDETRDecoder(nn.Module):
                 self.box_noise_scale,
             )
 
-        topk_memory, topk_logits, topk_coords, _ = self._select_queries(memory, shapes)
+        topk_memory, topk_logits, topk_coords = self._select_queries(memory, shapes)
         content = topk_memory.detach()
         ref_unact = topk_coords.detach()
         if dn is not None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from neo.models.rtdetr.backbone import PResNet
 from neo.models.rtdetr.decoder import RTDETRDecoder
 from neo.models.rtdetr.hybrid_encoder import HybridEncoder
+from neo.models.rtdetr.positional_encoding import is_tracing
 
 SIZE_DIVISOR = 32
 
@@ -23,10 +25,19 @@ class RTDETR(nn.Module):
         backbone: Feature extractor returning the stride 8/16/32 maps.
         encoder: Hybrid encoder.
         decoder: Transformer decoder.
+        channels_last: Convolutions in channels-last memory layout (faster on CPUs and
+            tensor-core GPUs; outputs equal to the default layout's up to float rounding).
     """
 
-    def __init__(self, backbone: PResNet, encoder: HybridEncoder, decoder: RTDETRDecoder) -> None:
+    def __init__(
+        self,
+        backbone: PResNet,
+        encoder: HybridEncoder,
+        decoder: RTDETRDecoder,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
+        self.channels_last = channels_last
         self.backbone = backbone
         self.decoder = decoder
         self.encoder = encoder
@@ -56,6 +67,8 @@ class RTDETR(nn.Module):
                 f"image height and width must be multiples of {SIZE_DIVISOR}, got {h}x{w} "
                 f"(pad, e.g. 1080 -> 1088)"
             )
+        if self.channels_last and not is_tracing():
+            images = images.contiguous(memory_format=torch.channels_last)
         feats = self.encoder(self.backbone(images))
         return self.decoder(feats, targets)
 
