@@ -13,6 +13,7 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from neo.callbacks.run_time import RunTimeEstimate
 from neo.deploy.options import CalibrationConfig
 from neo.utils.atomic import remove_stale_temporaries
 from neo.utils.checkpoint_io import AtomicCheckpointIO
@@ -69,7 +70,9 @@ class NeoTrainer(Trainer):
     - a ``ModelCheckpoint`` with a monitor and ``save_last=True`` gets ``last.ckpt`` written at
       the end of every epoch (:class:`LastCheckpoint`), not only when the metric improves;
     - ``fast_dev_run`` writes no checkpoints and no validation pictures;
-    - temporaries of interrupted saves are removed from the checkpoint folders when fitting starts.
+    - temporaries of interrupted saves are removed from the checkpoint folders when fitting starts;
+    - a fit prints its expected duration after its first steps and its run folder at the end
+      (:class:`~neo.callbacks.run_time.RunTimeEstimate`).
 
     Takes every argument of :class:`lightning.Trainer`.
     """
@@ -82,6 +85,8 @@ class NeoTrainer(Trainer):
         else:
             self.callbacks += last_checkpoints(self.callbacks)
         self.callbacks.append(StaleTemporaries())
+        if not any(isinstance(c, RunTimeEstimate) for c in self.callbacks):
+            self.callbacks.append(RunTimeEstimate())
 
     def export(
         self,

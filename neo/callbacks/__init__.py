@@ -13,6 +13,7 @@ __all__ = [
     "INT8Calibration",
     "ReIDPredictionWriter",
     "RemixProfiling",
+    "RunTimeEstimate",
 ]
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -27,5 +28,6 @@ __getattr__, __dir__ = lazy_exports(
         "INT8Calibration": "neo.callbacks.export",
         "ReIDPredictionWriter": "neo.callbacks.reid_prediction_writer",
         "RemixProfiling": "neo.callbacks.remix_profiling",
+        "RunTimeEstimate": "neo.callbacks.run_time",
     },
 )
