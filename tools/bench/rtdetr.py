@@ -53,6 +53,9 @@ def parse_args() -> argparse.Namespace:
         help="rtdetrv2_pytorch folder of an official RT-DETR checkout: time neo against it",
     )
     parser.add_argument("--repeats", type=int, default=15, help="interleaved pairs per phase")
+    parser.add_argument(
+        "--compile", action="store_true", help="with --vs-official: neo under torch.compile"
+    )
     parser.add_argument("--single", nargs=2, metavar=("VARIANT", "SIZE"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -145,8 +148,9 @@ def vs_official(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.vs_official}: not the rtdetrv2_pytorch folder of lyuwenyu/RT-DETR")
     torch.set_num_threads(args.threads or torch.get_num_threads())
     print(
-        f"RT-DETRv2-{args.variants[0]}, batch {args.batch}, CPU, {torch.get_num_threads()} "
-        f"threads, {args.repeats} interleaved repetitions, medians\n"
+        f"RT-DETRv2-{args.variants[0]}{' (neo under torch.compile)' if args.compile else ''}, "
+        f"batch {args.batch}, CPU, {torch.get_num_threads()} threads, {args.repeats} interleaved "
+        "repetitions, medians\n"
     )
     print("| input (HxW) | phase | neo | official | neo/official | max abs output diff |")
     print("|---|---|---|---|---|---|")
@@ -180,7 +184,8 @@ def compare_at_size(args: argparse.Namespace, size_name: str) -> None:
             if not k.endswith(("anchors", "valid_mask"))
         },
     )
-    nets = {"neo": (model, RTDETRCriterion(80)), "official": (official, official_criterion)}
+    compiled = torch.compile(model) if args.compile else model
+    nets = {"neo": (compiled, RTDETRCriterion(80)), "official": (official, official_criterion)}
     post = {"neo": RTDETRPostProcessor(300), "official": OfficialPostProcessor(80, True, 300)}
     optimizers = {
         name: torch.optim.AdamW(net.parameters(), lr=1e-9) for name, (net, _) in nets.items()
@@ -217,7 +222,11 @@ def compare_at_size(args: argparse.Namespace, size_name: str) -> None:
     for phase, step in (("inference", infer), ("training step", train_step)):
         times: dict[str, list[float]] = {name: [] for name in nets}
         for name in nets:
-            step(name)  # warm-up
+            start = time.perf_counter()
+            step(name)  # warm-up (and compilation)
+            if args.compile and name == "neo":
+                first_call = time.perf_counter() - start
+                print(f"{size_name} {phase}: first call {first_call:.0f} s", file=sys.stderr)
         for repeat in range(args.repeats):
             for name in ("neo", "official") if repeat % 2 == 0 else ("official", "neo"):
                 start = time.perf_counter()
