@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from argparse import SUPPRESS
+from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from lightning import LightningDataModule
@@ -44,7 +45,53 @@ def run_check(config: Namespace) -> int:
             f"{type(datamodule).__name__} cannot be checked (it has no check method)"
         )
     reports: dict[str, ProblemReport] = check(decode_images=not config.no_decode)
-    return print_reports(reports, config.max_listed)
+    failed = print_reports(reports, config.max_listed)
+    if not failed:
+        warning = anchor_warning(datamodule, config.get("model"))
+        if warning:
+            Console().print(warning, markup=False, highlight=False)
+    return failed
+
+
+def anchor_warning(
+    datamodule: LightningDataModule, model: Any, min_recall: float = 0.9
+) -> str | None:
+    """A warning when a Faster R-CNN's anchors match too few training boxes, else None.
+
+    The anchors are those of the config's ``FasterRCNNTask`` (torchvision's when the config
+    names none); a model that fits its anchors at start-up is judged on the fitted ones.
+    """
+    import numpy as np
+
+    from neo.models.anchors import DEFAULT_ASPECT_RATIOS, anchor_recall, default_anchor_sizes
+    from neo.models.anchors import fit_anchors as fit
+
+    model = model if isinstance(model, dict) else {}
+    if model and not str(model.get("class_path", "")).endswith("FasterRCNNTask"):
+        return None
+    try:
+        box_wh = datamodule.training_box_sizes()
+    except (AttributeError, NotImplementedError, ValueError):
+        return None
+    box_wh = box_wh[(box_wh > 0).all(1)] if len(box_wh) else np.zeros((0, 2))
+    if not len(box_wh):
+        return None
+    args = model.get("init_args") or {}
+    levels = len(args.get("returned_layers") or [1, 2, 3, 4]) + 1
+    sizes = [s[0] for s in args.get("anchor_sizes") or []] or default_anchor_sizes(levels)
+    ratios = args.get("aspect_ratios") or list(DEFAULT_ASPECT_RATIOS)
+    recall = anchor_recall(box_wh, sizes, ratios)
+    if args.get("fit_anchors"):
+        fitted = anchor_recall(box_wh, *fit(box_wh, len(sizes), len(ratios)))
+        if fitted > recall:
+            sizes, ratios, recall = "fitted", "fitted", fitted
+    if recall >= min_recall:
+        return None
+    return (
+        f"warning: anchor recall {recall:.3f}: only {recall:.0%} of the {len(box_wh)} training "
+        f"boxes have an anchor (sizes {sizes}, aspect ratios {ratios}) at IoU >= 0.5; set "
+        "`fit_anchors: true` on FasterRCNNTask to fit them to the data"
+    )
 
 
 def print_reports(reports: dict[str, ProblemReport], max_listed: int = 20) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,6 +106,29 @@ class DetectionDataModule(ResumableTrainingData, LightningDataModule):
     def evaluation_dataset(self, split: str) -> Dataset:
         """A split through the evaluation transform, without augmentation."""
         raise NotImplementedError
+
+    def training_boxes(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(width, height, xyxy boxes)`` of each training image, in its original pixels."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its training boxes")
+
+    def training_box_sizes(self) -> np.ndarray:
+        """``(N, 2)`` widths and heights of the training boxes as the network sees them.
+
+        Each image is scaled to the evaluation input size the way :meth:`inference_preprocessing`
+        says (letterbox or stretch); multi-scale training canvases are near that size.
+        """
+        preprocessing = self.inference_preprocessing()
+        if preprocessing["input_size"] is None:
+            raise ValueError(f"{type(self).__name__} has no input size to measure boxes at")
+        height, width = preprocessing["input_size"]
+        sizes = [np.zeros((0, 2))]
+        for image_width, image_height, boxes in self.training_boxes():
+            scale = np.array([width / image_width, height / image_height])
+            if preprocessing["resize"] == "letterbox":
+                scale[:] = scale.min()
+            boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+            sizes.append((boxes[:, 2:] - boxes[:, :2]) * scale)
+        return np.concatenate(sizes)
 
     def calibration_frames(self, count: int, split: str = "train") -> list[np.ndarray]:
         """``count`` images spread evenly over a split, as the network sees them in evaluation.

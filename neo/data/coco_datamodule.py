@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch.utils.data import DataLoader
 
 from neo.data.base import DetectionDataModule
@@ -154,6 +156,11 @@ class CocoDataModule(DetectionDataModule):
     def num_labeled_samples(self) -> int:
         """Training images with at least one box."""
         return sum(1 for record in self.index("train").images if len(record.boxes))
+
+    def training_boxes(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(width, height, boxes)`` of each training image from the annotation file."""
+        for record in self.index("train").images:
+            yield record.width, record.height, record.boxes
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches, each on one canvas drawn from ``train_sizes``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,11 @@ class SpectrogramDataModule(DetectionDataModule):
         """Images of ``"train"``, ``"val"`` or ``"test"``."""
         groups = set(self.split.of(split))
         return [r for r in self._load() if r.recording in groups]
+
+    def training_boxes(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(width, height, boxes)`` of each training spectrogram of this fold."""
+        for record in self.records("train"):
+            yield record.width, record.height, record.boxes
 
     @property
     def num_labeled_samples(self) -> int:

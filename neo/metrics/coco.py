@@ -120,6 +120,8 @@ class EvaluationDetails:
         ground_truth: the evaluated ground truth (COCO dict, not to be modified).
         detections: the evaluated detections (COCO results).
         image_ids: the evaluated images.
+        class_ap: (K,) COCO AP (IoU 0.50:0.95, all areas, 100 detections) of each category;
+            ``-1`` for a category without ground truth.
     """
 
     category_ids: list[int]
@@ -128,6 +130,7 @@ class EvaluationDetails:
     ground_truth: dict
     detections: list[dict]
     image_ids: list[int]
+    class_ap: np.ndarray
 
 
 def _evaluate_indexed(
@@ -164,7 +167,13 @@ def _details(
     params = evaluator.params
     iou = int(np.argmin(np.abs(np.asarray(params.iouThrs) - 0.5)))
     # precision: [IoU, recall, category, area range (0: all), max detections (-1: 100)]
-    precision = np.asarray(evaluator.eval["precision"])[iou, :, :, 0, -1].T
+    every_iou = np.asarray(evaluator.eval["precision"])[:, :, :, 0, -1]
+    precision = every_iou[iou].T
+    valid = every_iou > -1
+    counted = valid.sum((0, 1))
+    class_ap = np.where(
+        counted > 0, np.where(valid, every_iou, 0).sum((0, 1)) / np.maximum(counted, 1), -1.0
+    )
     return EvaluationDetails(
         category_ids=[int(c) for c in params.catIds],
         recall=np.asarray(params.recThrs, np.float64),
@@ -172,6 +181,7 @@ def _details(
         ground_truth=coco_gt.dataset,
         detections=detections,
         image_ids=sorted(int(i) for i in image_ids),
+        class_ap=class_ap.astype(np.float64),
     )
 
 

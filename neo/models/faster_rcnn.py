@@ -11,9 +11,12 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
+
+from neo.models.anchors import DEFAULT_ASPECT_RATIOS, default_anchor_sizes
 
 BackboneName = Literal["resnet18", "resnet50"]
 IMAGENET_WEIGHTS = {
@@ -44,6 +47,34 @@ def load_backbone_weights(path: Path) -> dict[str, Tensor]:
     return state
 
 
+def num_levels(returned_layers: list[int] | None) -> int:
+    """FPN levels: the returned ResNet stages (default all four) plus the max-pooled one."""
+    return (len(returned_layers) if returned_layers else 4) + 1
+
+
+def anchor_generator(
+    sizes: list[tuple[float, ...]], aspect_ratios: list[float] | None = None
+) -> AnchorGenerator:
+    """The anchor generator of ``sizes`` per level and the same aspect ratios on every level."""
+    ratios = tuple(aspect_ratios) if aspect_ratios else DEFAULT_ASPECT_RATIOS
+    levels = tuple(tuple(level) for level in sizes)
+    return AnchorGenerator(levels, (ratios,) * len(levels))
+
+
+def set_anchors(
+    model: FasterRCNN, sizes: list[tuple[float, ...]], aspect_ratios: list[float]
+) -> None:
+    """Gives ``model`` new anchors; the RPN head is rebuilt when the anchors per place change."""
+    generator = anchor_generator(sizes, aspect_ratios)
+    per_place = generator.num_anchors_per_location()[0]
+    head = model.rpn.head
+    if head.cls_logits.out_channels != per_place:
+        model.rpn.head = RPNHead(head.conv[0][0].in_channels, per_place).to(
+            head.cls_logits.weight.device
+        )
+    model.rpn.anchor_generator = generator
+
+
 def build_faster_rcnn(
     num_classes: int,
     backbone: BackboneName = "resnet18",
@@ -54,7 +85,8 @@ def build_faster_rcnn(
     returned_layers: list[int] | None = None,
     fpn_channels: int = 256,
     box_head_dim: int = 1024,
-    anchor_sizes: list[tuple[int, ...]] | None = None,
+    anchor_sizes: list[tuple[float, ...]] | None = None,
+    aspect_ratios: list[float] | None = None,
     **detector_kwargs: Any,
 ) -> FasterRCNN:
     """Builds a Faster R-CNN ResNet-FPN detector; nothing is downloaded unless asked for.
@@ -76,6 +108,7 @@ def build_faster_rcnn(
         box_head_dim: width of the two-layer box head (torchvision: 1024).
         anchor_sizes: anchor sizes per FPN level, one tuple per level (default: 32, 64, ... up
             to 512 over the levels the backbone returns).
+        aspect_ratios: anchor aspect ratios ``h / w`` shared by the levels (default 0.5, 1, 2).
         **detector_kwargs: passed to torchvision's ``FasterRCNN`` (e.g. ``box_score_thresh``).
 
     Returns:
@@ -96,14 +129,9 @@ def build_faster_rcnn(
         in_channels = [block[0].in_channels for block in fpn.fpn.inner_blocks]
         fpn.fpn = FeaturePyramidNetwork(in_channels, fpn_channels, extra_blocks=LastLevelMaxPool())
         fpn.out_channels = fpn_channels
-    if anchor_sizes is None and returned_layers is not None:
-        levels = len(returned_layers) + 1
-        anchor_sizes = [(32 * 2**i,) for i in range(5 - levels, 5)]
-    if anchor_sizes is not None:
-        sizes = tuple(tuple(s) for s in anchor_sizes)
-        detector_kwargs["rpn_anchor_generator"] = AnchorGenerator(
-            sizes, ((0.5, 1.0, 2.0),) * len(sizes)
-        )
+    if anchor_sizes is None:
+        anchor_sizes = [(size,) for size in default_anchor_sizes(num_levels(returned_layers))]
+    detector_kwargs["rpn_anchor_generator"] = anchor_generator(anchor_sizes, aspect_ratios)
     if backbone_weights is not None:
         state = load_backbone_weights(backbone_weights)
         missing, _ = fpn.body.load_state_dict(

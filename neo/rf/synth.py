@@ -12,10 +12,12 @@ SNR is in-band: burst power over the noise power that falls inside the burst's b
 
 import shutil
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import sigmf
 
+from neo.rf.wideband import jitter_annotations, wideband_signals
 from neo.utils.atomic import staging_folder
 
 CLASSES = ("tone", "chirp", "psk", "ofdm")
@@ -121,6 +123,34 @@ def _recording(
     return data.astype(np.complex64), bursts
 
 
+def _wideband_recording(
+    rng: np.random.Generator,
+    num_samples: int,
+    sample_rate: float,
+    num_signals: int,
+    snr_db: tuple[float, float],
+    tone_box_fraction: float,
+    annotation_jitter: float,
+) -> tuple[np.ndarray, list[dict]]:
+    data = (rng.standard_normal(num_samples) + 1j * rng.standard_normal(num_samples)) * np.sqrt(
+        _NOISE_POWER / 2
+    )
+    signals = wideband_signals(rng, num_samples, sample_rate, num_signals, tone_box_fraction)
+    hop_snr: dict[int, float] = {}
+    for signal in signals:
+        start, n = signal["start"], signal["count"]
+        bw, centre = signal["bandwidth"], signal["centre"]
+        group = signal.get("hop_group")
+        snr_draw = 10 ** (rng.uniform(*snr_db) / 10)
+        snr = hop_snr.setdefault(group, snr_draw) if group is not None else snr_draw
+        waveform = "psk" if signal["label"] == "hopper" else signal["label"]
+        sig = _burst(rng, waveform, n, bw) * _ramp_envelope(n, min(n // 20, 64))
+        sig *= np.exp(2j * np.pi * centre * np.arange(n))
+        data[start : start + n] += np.sqrt(snr * _NOISE_POWER * bw) * sig
+    annotations = jitter_annotations(rng, signals, annotation_jitter, num_samples)
+    return data.astype(np.complex64), annotations
+
+
 def synth_rf(
     out: Path,
     num_recordings: int = 6,
@@ -133,6 +163,9 @@ def synth_rf(
     tone_box_fraction: float = 0.02,
     seed: int = 0,
     overwrite: bool = False,
+    scene: Literal["bursts", "wideband"] = "bursts",
+    signals_per_recording: int = 24,
+    annotation_jitter: float = 0.05,
 ) -> Path:
     """Write synthetic annotated SigMF recordings (``cf32_le``) for training and tests.
 
@@ -153,13 +186,24 @@ def synth_rf(
         tone_box_fraction: Height of a tone's box as a fraction of the sample rate.
         seed: Random seed.
         overwrite: Replace ``out`` if it already exists.
+        scene: ``bursts``: separate bursts of the four classes (the settings above);
+            ``wideband``: ``signals_per_recording`` overlapping signals of five classes (a
+            ``hopper`` class added) lasting from 3 ms to the whole recording, bandwidths over two
+            decades, with annotation jitter (:mod:`neo.rf.wideband`).
+        signals_per_recording: signals drawn per wideband recording (a hopper counts once).
+        annotation_jitter: wideband only: each annotated edge moves by up to this fraction of
+            its box's extent.
 
     Returns:
         The output folder.
     """
     out = Path(out)
-    if num_recordings < 1 or duration_s <= 0 or sample_rate <= 0:
-        raise ValueError("num_recordings, duration_s and sample_rate must be positive")
+    if num_recordings < 1 or duration_s <= 0 or sample_rate <= 0 or signals_per_recording < 1:
+        raise ValueError(
+            "num_recordings, duration_s, sample_rate and signals_per_recording must be positive"
+        )
+    if scene not in ("bursts", "wideband"):
+        raise ValueError(f"scene must be 'bursts' or 'wideband', got {scene!r}")
     if out.exists() and not overwrite:
         raise ValueError(f"{out}: already exists (add `--overwrite true` to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -168,15 +212,27 @@ def synth_rf(
     staging = staging_folder(out.parent, f".{out.name}.")
     try:
         for index, stream in enumerate(streams):
-            data, bursts = _recording(
-                np.random.default_rng(stream),
-                num_samples,
-                sample_rate,
-                bursts_per_second,
-                burst_duration_s,
-                snr_db,
-                tone_box_fraction,
-            )
+            rng = np.random.default_rng(stream)
+            if scene == "wideband":
+                data, bursts = _wideband_recording(
+                    rng,
+                    num_samples,
+                    sample_rate,
+                    signals_per_recording,
+                    snr_db,
+                    tone_box_fraction,
+                    annotation_jitter,
+                )
+            else:
+                data, bursts = _recording(
+                    rng,
+                    num_samples,
+                    sample_rate,
+                    bursts_per_second,
+                    burst_duration_s,
+                    snr_db,
+                    tone_box_fraction,
+                )
             _write(staging / f"synth_{index:03d}", data, bursts, sample_rate, centre_frequency)
         if out.exists():
             shutil.rmtree(out)

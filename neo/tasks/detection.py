@@ -358,10 +358,19 @@ class DetectionTask(LightningModule):
         return max(1, total // epochs)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over :meth:`parameter_groups` at :attr:`lr`; linear warm-up then MultiStepLR."""
+        """AdamW over :meth:`parameter_groups` at :attr:`lr`; linear warm-up then MultiStepLR.
+
+        The AdamW is PyTorch's fused one (one kernel for all parameters) on CPU and CUDA.
+        """
         hp = self.hparams
+        groups = self.parameter_groups()
+        devices = {p.device.type for group in groups for p in group["params"]}
         optimizer = torch.optim.AdamW(
-            self.parameter_groups(), lr=self.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
+            groups,
+            lr=self.lr,
+            weight_decay=hp.weight_decay,
+            betas=tuple(hp.betas),
+            fused=devices <= {"cpu", "cuda"} or None,
         )
         per_epoch = self.steps_per_epoch()
         warmup = (
@@ -421,6 +430,17 @@ class DetectionTask(LightningModule):
             {k: v for k, v in values.items() if k in headline}, prog_bar=True, sync_dist=True
         )
         self.log_dict({k: v for k, v in values.items() if k not in headline}, sync_dist=True)
+        details = self.evaluator.details
+        if details is not None:
+            names = dict(zip(self.inference_spec.category_ids, self.class_names, strict=False))
+            self.log_dict(
+                {
+                    f"{stage}/AP_{names.get(c, c)}": float(ap)
+                    for c, ap in zip(details.category_ids, details.class_ap, strict=True)
+                    if ap >= 0
+                },
+                sync_dist=True,
+            )
         if not self.trainer.sanity_checking:
             headline_keys = ("AP", "AP50", "AP75", "APs", "APm", "APl")
             shown = "  ".join(f"{k} {stats[k]:.4f}" for k in headline_keys)

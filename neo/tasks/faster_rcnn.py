@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
-from neo.models.faster_rcnn import BackboneName, build_faster_rcnn
+from neo.models.anchors import anchor_recall, fit_anchors
+from neo.models.faster_rcnn import BackboneName, build_faster_rcnn, set_anchors
 from neo.tasks.detection import DetectionTask, Target, pad_detections
 
 
@@ -31,6 +33,10 @@ class FasterRCNNTask(DetectionTask):
         fpn_channels: channels of the FPN levels (torchvision: 256).
         box_head_dim: width of the two-layer box head (torchvision: 1024).
         anchor_sizes: anchor sizes per FPN level (one tuple per level; default 32..512).
+        aspect_ratios: anchor aspect ratios ``h / w`` shared by the levels (default 0.5, 1, 2).
+        fit_anchors: when fitting starts, fit one anchor size per level and the aspect ratios to
+            the training boxes (k-means on log scale and log aspect ratio) and report the anchor
+            recall before and after; the fitted anchors are stored in the checkpoint.
         rpn_proposals_train: proposals kept after the RPN's NMS in training.
         rpn_proposals_test: proposals kept after the RPN's NMS in evaluation.
         box_batch_size_per_image: RoIs sampled per image for the box-head loss.
@@ -55,7 +61,9 @@ class FasterRCNNTask(DetectionTask):
         returned_layers: list[int] | None = None,
         fpn_channels: int = 256,
         box_head_dim: int = 1024,
-        anchor_sizes: list[tuple[int, ...]] | None = None,
+        anchor_sizes: list[tuple[float, ...]] | None = None,
+        aspect_ratios: list[float] | None = None,
+        fit_anchors: bool = False,
         rpn_proposals_train: int = 2000,
         rpn_proposals_test: int = 1000,
         box_batch_size_per_image: int = 512,
@@ -73,6 +81,7 @@ class FasterRCNNTask(DetectionTask):
             fpn_channels=fpn_channels,
             box_head_dim=box_head_dim,
             anchor_sizes=anchor_sizes,
+            aspect_ratios=aspect_ratios,
             rpn_post_nms_top_n_train=rpn_proposals_train,
             rpn_post_nms_top_n_test=rpn_proposals_test,
             box_batch_size_per_image=box_batch_size_per_image,
@@ -80,6 +89,41 @@ class FasterRCNNTask(DetectionTask):
             box_nms_thresh=nms_threshold,
             box_detections_per_img=detections_per_image,
         )
+
+    def setup(self, stage: str) -> None:
+        """Takes the data spec; when fitting with ``fit_anchors``, fits the anchors to the data."""
+        super().setup(stage)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if stage == "fit" and self.hparams.get("fit_anchors") and datamodule is not None:
+            self.fit_anchors_to(datamodule.training_box_sizes())
+
+    def fit_anchors_to(self, box_wh: np.ndarray) -> None:
+        """Fits one anchor size per level and three aspect ratios to the training boxes.
+
+        The fitted anchors replace the configured ones in the hyper-parameters (with
+        ``fit_anchors`` off), so a checkpoint rebuilds this model without the data. They are
+        kept only when they cover more boxes than the configured ones. Prints one report line.
+        """
+        levels = len(self.model.rpn.anchor_generator.sizes)
+        before_sizes = [s[0] for s in self.model.rpn.anchor_generator.sizes]
+        before_ratios = [float(r) for r in self.model.rpn.anchor_generator.aspect_ratios[0]]
+        sizes, ratios = fit_anchors(box_wh, levels, num_ratios=len(before_ratios))
+        before = anchor_recall(box_wh, before_sizes, before_ratios)
+        after = anchor_recall(box_wh, sizes, ratios)
+        kept = after > before
+        if kept:
+            set_anchors(self.model, [(s,) for s in sizes], ratios)
+            self.hparams.update(
+                anchor_sizes=[(s,) for s in sizes], aspect_ratios=ratios, fit_anchors=False
+            )
+        if self._trainer is None or self.trainer.is_global_zero:
+            print(
+                f"neo: anchor recall (IoU >= 0.5) of {len(box_wh)} training boxes: "
+                f"{before:.3f} with sizes {before_sizes} and ratios {before_ratios}, "
+                f"{after:.3f} fitted (sizes {sizes}, ratios {ratios}); "
+                f"{'using the fitted anchors' if kept else 'keeping the configured anchors'}",
+                flush=True,
+            )
 
     @classmethod
     def without_initial_weights(cls, hparams: dict[str, Any]) -> dict[str, Any]:

@@ -266,3 +266,19 @@ def test_ddp_two_processes_gloo(tmp_path) -> None:
     expected = evaluate_coco(gt, dets)
     for rank in range(2):
         assert torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) == expected
+
+
+def test_per_class_ap_equals_the_evaluation_of_that_class_alone() -> None:
+    rng = np.random.default_rng(8)
+    gt = random_ground_truth(rng, num_images=15)
+    dets = random_detections(rng, gt)
+    evaluator = CocoEvaluator(gt)
+    evaluator.update(dets, [img["id"] for img in gt["images"]])
+    overall = evaluator.compute()["AP"]
+    details = evaluator.details
+    for category, ap in zip(details.category_ids, details.class_ap, strict=True):
+        alone = {**gt, "categories": [c for c in gt["categories"] if c["id"] == category]}
+        alone["annotations"] = [a for a in gt["annotations"] if a["category_id"] == category]
+        mine = [d for d in dets if d["category_id"] == category]
+        assert ap == pytest.approx(evaluate_coco(alone, mine)["AP"], abs=1e-9)
+    assert np.mean(details.class_ap) == pytest.approx(overall, abs=1e-9)
