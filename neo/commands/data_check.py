@@ -63,8 +63,12 @@ def anchor_warning(
     """
     import numpy as np
 
-    from neo.models.anchors import DEFAULT_ASPECT_RATIOS, anchor_recall, default_anchor_sizes
-    from neo.models.anchors import fit_anchors as fit
+    from neo.models.anchors import (
+        DEFAULT_ASPECT_RATIOS,
+        anchor_recall,
+        choose_anchors,
+        default_anchor_sizes,
+    )
 
     model = model if isinstance(model, dict) else {}
     if model and not str(model.get("class_path", "")).endswith("FasterRCNNTask"):
@@ -82,9 +86,7 @@ def anchor_warning(
     ratios = args.get("aspect_ratios") or list(DEFAULT_ASPECT_RATIOS)
     recall = anchor_recall(box_wh, sizes, ratios)
     if args.get("fit_anchors"):
-        fitted = anchor_recall(box_wh, *fit(box_wh, len(sizes), len(ratios)))
-        if fitted > recall:
-            sizes, ratios, recall = "fitted", "fitted", fitted
+        sizes, ratios, _, recall = choose_anchors(box_wh, sizes, ratios)
     if recall >= min_recall:
         return None
     return (

@@ -86,3 +86,28 @@ def fit_anchors(
         sizes = np.exp(log_scale.mean()) * 2.0 ** (np.arange(num_levels) - (num_levels - 1) / 2)
     ratios = np.exp(_kmeans_1d(np.log(box_wh[:, 1] / box_wh[:, 0]), num_ratios, seed))
     return [round(float(s), 2) for s in sizes], [round(float(r), 2) for r in ratios]
+
+
+def choose_anchors(
+    box_wh: np.ndarray, sizes: Sequence[float], aspect_ratios: Sequence[float], seed: int = 0
+) -> tuple[list[float], list[float], float, float]:
+    """The anchors a model should use for these boxes, and the recall before and after.
+
+    Fitted aspect ratios on the configured sizes are preferred while they cover nearly as many
+    boxes (within 0.02) as fitted sizes too: the configured sizes follow the FPN strides. The
+    configured anchors stay when nothing fitted covers more boxes.
+
+    Returns:
+        ``(sizes, aspect_ratios, recall of the configured anchors, recall of the chosen ones)``.
+    """
+    before = anchor_recall(box_wh, sizes, aspect_ratios)
+    fitted_sizes, fitted_ratios = fit_anchors(box_wh, len(sizes), len(aspect_ratios), seed)
+    ratios_only = anchor_recall(box_wh, sizes, fitted_ratios)
+    both = anchor_recall(box_wh, fitted_sizes, fitted_ratios)
+    if ratios_only >= both - 0.02:
+        chosen = [float(s) for s in sizes], fitted_ratios, ratios_only
+    else:
+        chosen = fitted_sizes, fitted_ratios, both
+    if chosen[2] <= before:
+        return [float(s) for s in sizes], [float(r) for r in aspect_ratios], before, before
+    return chosen[0], chosen[1], before, chosen[2]

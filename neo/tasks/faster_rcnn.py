@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from neo.models.anchors import anchor_recall, fit_anchors
+from neo.models.anchors import choose_anchors
 from neo.models.faster_rcnn import BackboneName, build_faster_rcnn, set_anchors
 from neo.tasks.detection import DetectionTask, Target, pad_detections
 
@@ -98,30 +98,30 @@ class FasterRCNNTask(DetectionTask):
             self.fit_anchors_to(datamodule.training_box_sizes())
 
     def fit_anchors_to(self, box_wh: np.ndarray) -> None:
-        """Fits one anchor size per level and three aspect ratios to the training boxes.
+        """Fits the anchors to the training boxes (:func:`neo.models.anchors.choose_anchors`).
 
-        The fitted anchors replace the configured ones in the hyper-parameters (with
-        ``fit_anchors`` off), so a checkpoint rebuilds this model without the data. They are
-        kept only when they cover more boxes than the configured ones. Prints one report line.
+        Fitted anchors replace the configured ones in the hyper-parameters (with ``fit_anchors``
+        off), so a checkpoint rebuilds this model without the data. Prints one report line.
         """
-        levels = len(self.model.rpn.anchor_generator.sizes)
-        before_sizes = [s[0] for s in self.model.rpn.anchor_generator.sizes]
-        before_ratios = [float(r) for r in self.model.rpn.anchor_generator.aspect_ratios[0]]
-        sizes, ratios = fit_anchors(box_wh, levels, num_ratios=len(before_ratios))
-        before = anchor_recall(box_wh, before_sizes, before_ratios)
-        after = anchor_recall(box_wh, sizes, ratios)
-        kept = after > before
-        if kept:
+        generator = self.model.rpn.anchor_generator
+        before_sizes = [float(s[0]) for s in generator.sizes]
+        before_ratios = [float(r) for r in generator.aspect_ratios[0]]
+        sizes, ratios, before, after = choose_anchors(box_wh, before_sizes, before_ratios)
+        changed = after > before
+        if changed:
             set_anchors(self.model, [(s,) for s in sizes], ratios)
             self.hparams.update(
                 anchor_sizes=[(s,) for s in sizes], aspect_ratios=ratios, fit_anchors=False
             )
         if self._trainer is None or self.trainer.is_global_zero:
             print(
-                f"neo: anchor recall (IoU >= 0.5) of {len(box_wh)} training boxes: "
-                f"{before:.3f} with sizes {before_sizes} and ratios {before_ratios}, "
-                f"{after:.3f} fitted (sizes {sizes}, ratios {ratios}); "
-                f"{'using the fitted anchors' if kept else 'keeping the configured anchors'}",
+                f"neo: anchor recall (IoU >= 0.5) of {len(box_wh)} training boxes: {before:.3f} "
+                f"with sizes {before_sizes} and ratios {before_ratios}; "
+                + (
+                    f"{after:.3f} fitted to the data: sizes {sizes}, ratios {ratios}"
+                    if changed
+                    else "no fitted anchors cover more, keeping these"
+                ),
                 flush=True,
             )
 

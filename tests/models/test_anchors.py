@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from neo.models.anchors import anchor_recall, anchor_shapes, best_anchor_iou, fit_anchors
+from neo.models.anchors import (
+    anchor_recall,
+    anchor_shapes,
+    best_anchor_iou,
+    choose_anchors,
+    fit_anchors,
+)
 from neo.tasks import FasterRCNNTask
 
 TINY = {"returned_layers": [3, 4], "fpn_channels": 16, "box_head_dim": 32}
@@ -52,7 +58,7 @@ def test_the_task_keeps_fitted_anchors_in_its_hyperparameters_and_a_checkpoint_r
     torch.manual_seed(0)
     task = FasterRCNNTask(num_classes=2, fit_anchors=True, **TINY)
     task.fit_anchors_to(thin_boxes())
-    assert "using the fitted anchors" in capsys.readouterr().out
+    assert "fitted to the data" in capsys.readouterr().out
     assert task.hparams.fit_anchors is False
     sizes, ratios = task.hparams.anchor_sizes, task.hparams.aspect_ratios
     assert len(sizes) == 3 and min(ratios) < 0.1
@@ -79,5 +85,18 @@ def test_more_aspect_ratios_rebuild_the_rpn_head():
 def test_fitted_anchors_that_cover_fewer_boxes_are_not_used(capsys):
     task = FasterRCNNTask(num_classes=2, fit_anchors=True, **TINY)
     task.fit_anchors_to(np.array([[128.0, 128.0], [256.0, 256.0], [512.0, 512.0]]))
-    assert "keeping the configured anchors" in capsys.readouterr().out
+    assert "keeping these" in capsys.readouterr().out
     assert task.hparams.fit_anchors is True and task.hparams.anchor_sizes is None
+
+
+def test_configured_sizes_are_kept_when_fitted_ratios_alone_cover_the_boxes():
+    rng = np.random.default_rng(0)
+    scale = np.exp(rng.uniform(np.log(12), np.log(140), 400))  # the configured sizes' range
+    ratio = np.exp(rng.choice([np.log(0.3), np.log(3.0)], 400) + rng.normal(0, 0.1, 400))
+    boxes = np.stack([scale / np.sqrt(ratio), scale * np.sqrt(ratio)], 1)
+    sizes, ratios, before, after = choose_anchors(boxes, [16, 32, 64, 128], [0.5, 1.0, 2.0])
+    assert sizes == [16, 32, 64, 128] and after > before
+    assert min(ratios) < 0.4 and max(ratios) > 2.5
+    tiny = np.exp(rng.uniform(np.log(3), np.log(7), (200, 2)))  # far below the smallest size
+    sizes, _, before, after = choose_anchors(tiny, [16, 32, 64, 128], [0.5, 1.0, 2.0])
+    assert sizes != [16.0, 32.0, 64.0, 128.0] and min(sizes) < 8 and after > 0.8 > before

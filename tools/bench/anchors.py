@@ -25,7 +25,7 @@ import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning import LightningDataModule
 
-from neo.models.anchors import anchor_recall, default_anchor_sizes, fit_anchors
+from neo.models.anchors import anchor_recall, choose_anchors, default_anchor_sizes
 
 
 def data_module(config: Path) -> LightningDataModule:
@@ -86,7 +86,7 @@ def main() -> int:
     datamodule = data_module(args.config)
     box_wh = datamodule.training_box_sizes()
     sizes, ratios = configured_anchors(args.config)
-    fitted_sizes, fitted_ratios = fit_anchors(box_wh, len(sizes), len(ratios))
+    fitted_sizes, fitted_ratios, _, _ = choose_anchors(box_wh, sizes, ratios)
     print(f"{args.config}: {len(box_wh)} training boxes\n")
     print("| anchors | sizes | aspect ratios (h/w) | anchor recall (IoU >= 0.5) |")
     print("|---|---|---|---|")
