@@ -91,7 +91,7 @@ class RunTimeEstimate(Callback):
             print(f"neo: about {format_duration(seconds)} of training left ({detail})", flush=True)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
-        if not trainer.is_global_zero:
-            return
-        took = format_duration(time.perf_counter() - self._fit_start)
-        print(f"neo: fit took {took}; run folder {trainer.log_dir}", flush=True)
+        folder = trainer.log_dir  # a broadcast under DDP: every rank asks
+        if trainer.is_global_zero:
+            took = format_duration(time.perf_counter() - self._fit_start)
+            print(f"neo: fit took {took}; run folder {folder}", flush=True)
