@@ -61,14 +61,7 @@ def anchor_warning(
     The anchors are those of the config's ``FasterRCNNTask`` (torchvision's when the config
     names none); a model that fits its anchors at start-up is judged on the fitted ones.
     """
-    import numpy as np
-
-    from neo.models.anchors import (
-        DEFAULT_ASPECT_RATIOS,
-        anchor_recall,
-        choose_anchors,
-        default_anchor_sizes,
-    )
+    from neo.models.anchors import anchor_recall, choose_anchors, configured_anchors
 
     model = model if isinstance(model, dict) else {}
     if model and not str(model.get("class_path", "")).endswith("FasterRCNNTask"):
@@ -77,13 +70,12 @@ def anchor_warning(
         box_wh = datamodule.training_box_sizes()
     except (AttributeError, NotImplementedError, ValueError):
         return None
-    box_wh = box_wh[(box_wh > 0).all(1)] if len(box_wh) else np.zeros((0, 2))
     if not len(box_wh):
         return None
     args = model.get("init_args") or {}
-    levels = len(args.get("returned_layers") or [1, 2, 3, 4]) + 1
-    sizes = [s[0] for s in args.get("anchor_sizes") or []] or default_anchor_sizes(levels)
-    ratios = args.get("aspect_ratios") or list(DEFAULT_ASPECT_RATIOS)
+    sizes, ratios = configured_anchors(
+        args.get("anchor_sizes"), args.get("aspect_ratios"), args.get("returned_layers")
+    )
     recall = anchor_recall(box_wh, sizes, ratios)
     if args.get("fit_anchors"):
         sizes, ratios, _, recall = choose_anchors(box_wh, sizes, ratios)

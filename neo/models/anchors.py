@@ -49,6 +49,20 @@ def default_anchor_sizes(num_levels: int) -> list[float]:
     return [32.0 * 2**i for i in range(5 - num_levels, 5)]
 
 
+def configured_anchors(
+    anchor_sizes: Sequence[Sequence[float]] | None,
+    aspect_ratios: Sequence[float] | None,
+    returned_layers: Sequence[int] | None,
+) -> tuple[list[float], list[float]]:
+    """One size per level and the aspect ratios a Faster R-CNN builds from these settings.
+
+    The levels are the returned ResNet stages (default all four) plus the max-pooled one.
+    """
+    levels = (len(returned_layers) if returned_layers else 4) + 1
+    sizes = [float(s[0]) for s in anchor_sizes] if anchor_sizes else default_anchor_sizes(levels)
+    return sizes, [float(r) for r in (aspect_ratios or DEFAULT_ASPECT_RATIOS)]
+
+
 def _kmeans_1d(values: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Sorted centres of ``k`` clusters (fewer when there are fewer distinct values)."""
     distinct = np.unique(values)

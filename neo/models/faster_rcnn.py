@@ -16,7 +16,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from neo.models.anchors import DEFAULT_ASPECT_RATIOS, default_anchor_sizes
+from neo.models.anchors import DEFAULT_ASPECT_RATIOS, configured_anchors
 
 BackboneName = Literal["resnet18", "resnet50"]
 IMAGENET_WEIGHTS = {
@@ -45,11 +45,6 @@ def load_backbone_weights(path: Path) -> dict[str, Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a ResNet state dict of tensors")
     return state
-
-
-def num_levels(returned_layers: list[int] | None) -> int:
-    """FPN levels: the returned ResNet stages (default all four) plus the max-pooled one."""
-    return (len(returned_layers) if returned_layers else 4) + 1
 
 
 def anchor_generator(
@@ -130,7 +125,8 @@ def build_faster_rcnn(
         fpn.fpn = FeaturePyramidNetwork(in_channels, fpn_channels, extra_blocks=LastLevelMaxPool())
         fpn.out_channels = fpn_channels
     if anchor_sizes is None:
-        anchor_sizes = [(size,) for size in default_anchor_sizes(num_levels(returned_layers))]
+        default_sizes, _ = configured_anchors(None, None, returned_layers)
+        anchor_sizes = [(size,) for size in default_sizes]
     detector_kwargs["rpn_anchor_generator"] = anchor_generator(anchor_sizes, aspect_ratios)
     if backbone_weights is not None:
         state = load_backbone_weights(backbone_weights)

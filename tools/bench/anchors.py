@@ -25,7 +25,7 @@ import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning import LightningDataModule
 
-from neo.models.anchors import anchor_recall, choose_anchors, default_anchor_sizes
+from neo.models.anchors import anchor_recall, choose_anchors, configured_anchors
 
 
 def data_module(config: Path) -> LightningDataModule:
@@ -39,16 +39,15 @@ def data_module(config: Path) -> LightningDataModule:
     return parser.instantiate_classes(Namespace(data=parsed.data)).data
 
 
-def configured_anchors(config: Path) -> tuple[list[float], list[float]]:
+def config_anchors(config: Path) -> tuple[list[float], list[float]]:
     """Anchor sizes and aspect ratios the config's model starts from."""
-    top = yaml.safe_load(config.read_text())
-    model = top["model"]
+    model = yaml.safe_load(config.read_text())["model"]
     if isinstance(model, str):
         model = yaml.safe_load((config.parent / model).read_text())
     args = model.get("init_args", {})
-    levels = len(args.get("returned_layers") or [1, 2, 3, 4]) + 1
-    sizes = [s[0] for s in args.get("anchor_sizes") or []] or default_anchor_sizes(levels)
-    return sizes, list(args.get("aspect_ratios") or [0.5, 1.0, 2.0])
+    return configured_anchors(
+        args.get("anchor_sizes"), args.get("aspect_ratios"), args.get("returned_layers")
+    )
 
 
 def fit(config: Path, fitted: bool, out: Path) -> tuple[dict[str, float], list[float], float]:
@@ -85,7 +84,7 @@ def main() -> int:
     args = parser.parse_args()
     datamodule = data_module(args.config)
     box_wh = datamodule.training_box_sizes()
-    sizes, ratios = configured_anchors(args.config)
+    sizes, ratios = config_anchors(args.config)
     fitted_sizes, fitted_ratios, _, _ = choose_anchors(box_wh, sizes, ratios)
     print(f"{args.config}: {len(box_wh)} training boxes\n")
     print("| anchors | sizes | aspect ratios (h/w) | anchor recall (IoU >= 0.5) |")
