@@ -35,6 +35,7 @@ TOOL_VERBS = {
     "benchmark": "neo.commands.benchmark",
     "remix": "neo.commands.remix",
     "doctor": "neo.commands.doctor",
+    "sweep": "neo.commands.sweep",
 }
 CROSS_VALIDATION = "cv"
 # options given as two numbers on the command line (``--input_size H W``)

@@ -1,7 +1,8 @@
 """Every W&B sweep in experiments/sweeps launches runs the neo CLI accepts, with the sampled values.
 
-The sweep's parameters are expanded as ``wandb agent`` expands them (W&B's own
-``create_sweep_command_args``) into the sweep's ``command``, and the neo CLI parses the result
+The sweep's parameters are expanded as ``wandb agent`` expands them
+(:func:`neo.tuning.sweep_file.run_arguments`, with W&B's own ``create_sweep_command_args``; ``neo
+sweep`` launches the same runs), and the neo CLI parses the result
 against the named config (``--print_config``): a typo in a parameter name, a value of the wrong
 type or a config that does not exist fails here instead of in every run of the sweep.
 """
@@ -14,8 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
+from neo.tuning.sweep_file import read_sweep, run_arguments
 from tests.cli.test_configs import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,19 +40,6 @@ def candidates(spec: dict[str, Any]) -> list[Any]:
     if spec.get("distribution", "").startswith("int") or isinstance(low, int):
         return [int(low), int(high)]
     return [float(low), float(high)]
-
-
-def launched(sweep: dict[str, Any], values: dict[str, Any]) -> list[str]:
-    """The argument list one run of the sweep gets after ``neo``."""
-    args = create_sweep_command_args({"args": {k: {"value": v} for k, v in values.items()}})
-    command: list[str] = []
-    for part in sweep["command"]:
-        if part == "${args}":
-            command += args["args"]
-        elif part not in ("${env}", "${interpreter}"):
-            command.append(part)
-    assert "neo" in command, f"the sweep's command does not run neo: {sweep['command']}"
-    return command[command.index("neo") + 1 :]
 
 
 def lookup(config: dict[str, Any], dotted: str) -> Any:
@@ -78,14 +66,13 @@ def test_there_are_sweeps_for_each_area():
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
 def test_sweep_runs_parse_with_the_sampled_values(path):
+    read_sweep(path)  # method, metric, goal, parameters and command are valid
     sweep = yaml.safe_load(path.read_text())
-    assert sweep["method"] in ("grid", "random", "bayes")
-    assert sweep["metric"]["goal"] in ("maximize", "minimize")
     options = {k: candidates(v) for k, v in sweep["parameters"].items()}
     rounds = max(len(v) for v in options.values())
     for round_ in range(rounds):
         values = {k: v[round_ % len(v)] for k, v in options.items()}
-        argv = launched(sweep, values)
+        argv = run_arguments(sweep, values)
         verb, rest = argv[0], argv[1:]
         config = resolve(verb, rest)
         for key, value in values.items():
@@ -100,14 +87,13 @@ def test_sweep_runs_parse_with_the_sampled_values(path):
 
 def test_a_typo_in_a_parameter_name_is_caught():
     sweep = yaml.safe_load((ROOT / "experiments/sweeps/reid.yaml").read_text())
-    argv = launched(sweep, {"model.init_args.triplet_margn": 0.3})
+    argv = run_arguments(sweep, {"model.init_args.triplet_margn": 0.3})
     with pytest.raises(AssertionError, match="triplet_margn"):
         resolve(argv[0], argv[1:])
 
 
 def test_grid_sweeps_are_small_enough_to_finish():
     for path in SWEEPS:
-        sweep = yaml.safe_load(path.read_text())
-        if sweep["method"] == "grid":
-            sizes = [len(candidates(v)) for v in sweep["parameters"].values()]
-            assert math.prod(sizes) <= 50, path.name
+        sweep = read_sweep(path)
+        if sweep.method == "grid":
+            assert sweep.grid_size <= 50, path.name
