@@ -135,6 +135,8 @@ def fit_trial(arguments: list[str], metric: str, trial: Any, pruning: bool) -> f
         for callback in callbacks:
             callback.check_pruned()
         trainer = cli.trainer
+        if trainer.interrupted:  # Lightning ends a fit quietly on Ctrl-C; the sweep stops too
+            raise KeyboardInterrupt
         value = trainer.callback_metrics.get(metric)
         if value is None:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
@@ -193,6 +195,9 @@ def optuna_sweep(
     parsed = read_sweep(Path(sweep))
     if trials is None and parsed.method != "grid":
         raise SweepError(f"{parsed.path}: a {parsed.method} sweep needs --trials")
+    verb = run_arguments(parsed, {})[0]
+    if verb != "fit":
+        raise SweepError(f"{parsed.path}: neo sweep runs fit commands, not {verb}")
     if trials is not None and trials < 1:
         raise SweepError(f"--trials {trials}: must be at least 1")
     mode = wandb_mode or os.environ.get("WANDB_MODE") or "offline"
@@ -216,8 +221,6 @@ def optuna_sweep(
         arguments = run_arguments(parsed, values)
         trial.set_user_attr("command", shlex.join(["neo", *arguments]))
         print(f"neo: trial {trial.number}: neo {shlex.join(arguments)}", file=sys.stderr)
-        if arguments[0] != "fit":
-            raise SweepError(f"{parsed.path}: neo sweep runs fit commands, not {arguments[0]}")
         try:
             value = fit_trial(arguments, parsed.metric, trial, pruning=bool(parsed.early_terminate))
         except optuna.TrialPruned:

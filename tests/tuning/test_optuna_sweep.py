@@ -188,3 +188,10 @@ def test_a_trial_whose_process_was_killed_is_run_again(tmp_path, monkeypatch):
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
     assert trials[1].params["model.init_args.lr"] == lr
     assert trials[1].system_attrs["failed_trial"] == trials[0].number
+
+
+def test_only_fit_commands_are_searched(tmp_path, capsys):
+    path = write_sweep(tmp_path, command=["neo", "cv", "--config", str(TINY), "${args}"])
+    assert main(["sweep", str(path), "--trials", "1"]) == 1
+    assert "runs fit commands, not cv" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
