@@ -6,6 +6,7 @@ import itertools
 import math
 import statistics
 import time
+from pathlib import Path
 
 from lightning import Callback, LightningModule, Trainer
 
@@ -94,4 +95,8 @@ class RunTimeEstimate(Callback):
         folder = trainer.log_dir  # a broadcast under DDP: every rank asks
         if trainer.is_global_zero:
             took = format_duration(time.perf_counter() - self._fit_start)
-            print(f"neo: fit took {took}; run folder {folder}", flush=True)
+            line = f"neo: fit took {took}; run folder {folder}"
+            checkpoints = getattr(trainer.checkpoint_callback, "dirpath", None)
+            if checkpoints and folder and Path(checkpoints) != Path(folder) / "checkpoints":
+                line += f"; checkpoints in {checkpoints}"  # e.g. W&B: <project>/<run id>
+            print(line, flush=True)

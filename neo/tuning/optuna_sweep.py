@@ -87,7 +87,7 @@ def sampler_and_pruner(sweep: SweepFile, seed: int) -> tuple[Any, Any]:
 def open_study(sweep: SweepFile, storage: str | None, study_name: str | None, seed: int) -> Any:
     """The sweep's study in its SQLite file, created or continued."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     if storage is None:
         folder = Path("runs") / "sweeps"
@@ -99,7 +99,7 @@ def open_study(sweep: SweepFile, storage: str | None, study_name: str | None, se
         backend = RDBStorage(
             storage,
             heartbeat_interval=HEARTBEAT_SECONDS,
-            heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
     direction = "maximize" if sweep.goal == "maximize" else "minimize"
     try:

@@ -49,3 +49,28 @@ def test_the_callback_is_added_once(tmp_path):
     own = RunTimeEstimate(warmup_batches=1)
     trainer = NeoTrainer(default_root_dir=tmp_path, logger=False, callbacks=[own])
     assert [c for c in trainer.callbacks if isinstance(c, RunTimeEstimate)] == [own]
+
+
+@pytest.mark.parametrize("wandb_like", [False, True])
+def test_the_checkpoint_folder_is_named_when_it_is_not_in_the_run_folder(
+    tmp_path, capsys, wandb_like
+):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    checkpoints = tmp_path / ("project/run_id/checkpoints" if wandb_like else "log/checkpoints")
+    trainer = NeoTrainer(
+        default_root_dir=tmp_path,
+        logger=CSVLogger(tmp_path, name="", version="log"),
+        callbacks=[ModelCheckpoint(dirpath=checkpoints)],
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(BoringModel())
+    last = [line for line in capsys.readouterr().out.splitlines() if "fit took" in line][-1]
+    assert last.endswith(
+        f"run folder {tmp_path / 'log'}" + (f"; checkpoints in {checkpoints}" if wandb_like else "")
+    )
