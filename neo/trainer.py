@@ -6,11 +6,13 @@ a new method that receives the built ``model`` and ``datamodule``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from neo.callbacks.run_time import RunTimeEstimate
@@ -72,7 +74,9 @@ class NeoTrainer(Trainer):
     - ``fast_dev_run`` writes no checkpoints and no validation pictures;
     - temporaries of interrupted saves are removed from the checkpoint folders when fitting starts;
     - a fit prints its expected duration after its first steps and its run folder at the end
-      (:class:`~neo.callbacks.run_time.RunTimeEstimate`).
+      (:class:`~neo.callbacks.run_time.RunTimeEstimate`);
+    - a run logged to W&B (or another logger without run folders) gets its own run folder, the
+      one holding its checkpoints (:attr:`log_dir`).
 
     Takes every argument of :class:`lightning.Trainer`.
     """
@@ -87,6 +91,24 @@ class NeoTrainer(Trainer):
         self.callbacks.append(StaleTemporaries())
         if not any(isinstance(c, RunTimeEstimate) for c in self.callbacks):
             self.callbacks.append(RunTimeEstimate())
+
+    @property
+    def log_dir(self) -> str | None:
+        """The run folder; with a W&B (or any other) logger ``<save_dir>/<name>/<version>``.
+
+        Lightning gives such loggers their ``save_dir``, shared by every run, so each run's
+        ``config.yaml``, ``provenance.json`` and plots overwrote the previous run's; this is the
+        folder Lightning already puts their checkpoints in. A broadcast under DDP, as Lightning's.
+        """
+        logger = self.loggers[0] if self.loggers else None
+        if logger is None or isinstance(logger, (TensorBoardLogger, CSVLogger)):
+            return super().log_dir
+        version = logger.version  # known once the logger's experiment exists (fit's setup)
+        if version is None:
+            return super().log_dir
+        version = version if isinstance(version, str) else f"version_{version}"
+        folder = os.path.join(logger.save_dir or self.default_root_dir, str(logger.name), version)
+        return self.strategy.broadcast(folder)
 
     def export(
         self,

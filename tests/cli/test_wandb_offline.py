@@ -31,6 +31,7 @@ def test_offline_wandb_run_records_config_and_provenance(tmp_path, monkeypatch):
     assert wandb.run is not None and wandb.run.settings.mode == "offline"
     try:
         config = dict(wandb.run.config)
+        run_id = wandb.run.id
     finally:
         wandb.finish()
     assert config["model"]["class_path"] == "neo.tasks.FasterRCNNTask"
@@ -40,4 +41,8 @@ def test_offline_wandb_run_records_config_and_provenance(tmp_path, monkeypatch):
     assert "git_commit" in provenance
     (saved,) = tmp_path.rglob("provenance.json")
     assert json.loads(saved.read_text()) == provenance
+    # each W&B run has its own folder (config, provenance, checkpoints), not the shared save_dir
+    assert saved.parent == tmp_path / "neo" / run_id
+    assert (saved.parent / "config.yaml").is_file()
+    assert list((saved.parent / "checkpoints").glob("*.ckpt"))
     assert list(tmp_path.rglob("offline-run-*/run-*.wandb"))  # written locally, nothing sent
