@@ -257,7 +257,7 @@ def format_study(study: Any, metric: str) -> str:
     lines = [f"{'trial':>5}  {'state':<8}  {metric:>12}  parameters"]
     for trial in study.trials:
         value = f"{trial.value:.6g}" if trial.value is not None else "-"
-        params = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in trial.params.items())
+        params = ", ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in trial.params.items())
         lines.append(f"{trial.number:>5}  {trial.state.name:<8}  {value:>12}  {params}")
     if any(t.state == TrialState.COMPLETE for t in study.trials):
         best = study.best_trial
@@ -266,3 +266,7 @@ def format_study(study: Any, metric: str) -> str:
         if best.user_attrs.get("best_checkpoint"):
             lines.append(f"  checkpoint: {best.user_attrs['best_checkpoint']}")
     return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
