@@ -62,13 +62,7 @@ def sampler_and_pruner(sweep: SweepFile, seed: int) -> tuple[Any, Any]:
     """Optuna's sampler for the sweep's method and its pruner for ``early_terminate``."""
     import optuna
 
-    if sweep.method == "grid":
-        space = {p.name: [_encode(v) for v in p.choices] for p in sweep.parameters}
-        sampler: Any = optuna.samplers.GridSampler(space, seed=seed)
-    elif sweep.method == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed)
+    sampler = make_sampler(sweep, seed)
     stop = sweep.early_terminate
     if not stop:
         return sampler, optuna.pruners.NopPruner()
@@ -82,6 +76,25 @@ def sampler_and_pruner(sweep: SweepFile, seed: int) -> tuple[Any, Any]:
         reduction_factor=int(stop.get("eta", 3)),
     )
     return sampler, pruner
+
+
+def make_sampler(sweep: SweepFile, seed: int) -> Any:
+    """Optuna's grid, random or TPE sampler for the sweep's method."""
+    import optuna
+
+    if sweep.method == "grid":
+        space = {p.name: [_encode(v) for v in p.choices] for p in sweep.parameters}
+        return optuna.samplers.GridSampler(space, seed=seed)
+    if sweep.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def trial_seed(seed: int, trial_number: int) -> int:
+    """The sampler seed of one trial: a continued study or a second process draws new points."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, trial_number]).generate_state(1)[0])
 
 
 def open_study(sweep: SweepFile, storage: str | None, study_name: str | None, seed: int) -> Any:
@@ -217,6 +230,8 @@ def optuna_sweep(
     failures = {"consecutive": 0}
 
     def objective(trial: optuna.Trial) -> float:
+        if parsed.method != "grid":  # TPE and random keep no state but their generator
+            study.sampler = make_sampler(parsed, trial_seed(seed, trial.number))
         values = {p.name: suggest(trial, p) for p in parsed.parameters}
         arguments = run_arguments(parsed, values)
         trial.set_user_attr("command", shlex.join(["neo", *arguments]))

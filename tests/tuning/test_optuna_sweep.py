@@ -103,7 +103,8 @@ def test_a_sweep_neo_cannot_run_is_one_line_naming_the_file(tmp_path, fields, me
 
 
 def test_a_random_sweep_runs_its_trials_and_continues_where_it_stopped(tmp_path, capsys):
-    path = write_sweep(tmp_path)
+    lr = {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}
+    path = write_sweep(tmp_path, parameters={"model.init_args.lr": lr})
     assert main(["sweep", str(path), "--trials", "2"]) == 0
     storage = f"sqlite:///{tmp_path / 'runs' / 'sweeps' / 'tiny.db'}"
     study = optuna.load_study(study_name="tiny", storage=storage)
@@ -122,6 +123,8 @@ def test_a_random_sweep_runs_its_trials_and_continues_where_it_stopped(tmp_path,
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2]
     assert study.trials[2].state.name == "COMPLETE"
+    # the continued study draws a new point, not the first call's first one again
+    assert len({t.params["model.init_args.lr"] for t in study.trials}) == 3
 
 
 def test_a_grid_sweep_runs_each_point_once_and_reports_to_the_pruner(tmp_path):
@@ -181,7 +184,7 @@ def test_a_trial_whose_process_was_killed_is_run_again(tmp_path, monkeypatch):
     killed = study.ask()  # a trial left RUNNING by a process that no longer beats
     lr = suggest(killed, read_sweep(path).parameters[0])
     study._storage.record_heartbeat(killed._trial_id)
-    time.sleep(2.5)  # past the grace period of two heartbeats
+    time.sleep(3.5)  # past the grace period of two heartbeats (SQLite keeps whole seconds)
 
     assert main(["sweep", str(path), "--trials", "1", "--storage", "sqlite:///k.db"]) == 0
     trials = optuna.load_study(study_name="tiny", storage="sqlite:///k.db").trials
