@@ -45,7 +45,7 @@ def suggest(trial: Any, parameter: Parameter) -> Any:
         parameter.name,
         parameter.low,
         parameter.high,
-        log=parameter.kind == "log" and parameter.step is None,
+        log=parameter.kind == "log",
         step=parameter.step,
     )
 

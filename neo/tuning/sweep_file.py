@@ -27,7 +27,6 @@ DISTRIBUTIONS = (
     "log_uniform_values",
     "log_uniform",
     "q_uniform",
-    "q_log_uniform_values",
 )
 ARGS = "${args}"
 
@@ -143,7 +142,7 @@ def _parameter(path: Path, name: str, spec: Any) -> Parameter:
         raise SweepError(f"{where}: distribution {distribution!r} is not supported by neo sweep")
     if not low < high:
         raise SweepError(f"{where}: min {low} is not below max {high}")
-    step = spec.get("q") if distribution.startswith("q_") else None
+    step = spec.get("q") if distribution == "q_uniform" else None
     if distribution == "int_uniform":
         return Parameter(name, "int", low=int(low), high=int(high))
     if distribution in ("uniform", "q_uniform"):
@@ -152,7 +151,7 @@ def _parameter(path: Path, name: str, spec: Any) -> Parameter:
         return Parameter(name, "log", low=math.exp(low), high=math.exp(high))
     if low <= 0:
         raise SweepError(f"{where}: a log distribution needs min > 0")
-    return Parameter(name, "log", low=float(low), high=float(high), step=step)
+    return Parameter(name, "log", low=float(low), high=float(high))
 
 
 def run_arguments(sweep: SweepFile | dict[str, Any], values: dict[str, Any]) -> list[str]:

@@ -90,6 +90,10 @@ def test_distributions_keep_their_ranges_and_list_values(tmp_path):
         ({"method": "hyperopt"}, "method 'hyperopt'"),
         ({"metric": {"goal": "maximize"}}, "metric.name"),
         ({"parameters": {"x": {"distribution": "normal", "mu": 0, "sigma": 1}}}, "parameter x"),
+        (
+            {"parameters": {"x": {"distribution": "q_log_uniform_values", "min": 1, "max": 8}}},
+            "'q_log_uniform_values' is not supported",
+        ),
         ({"parameters": {"x": {"min": 3, "max": 1}}}, "min 3 is not below max 1"),
         ({"method": "grid", "parameters": {"x": {"min": 0.1, "max": 1.0}}}, "grid sweep"),
         ({"command": ["python", "train.py"]}, "command must run neo"),
