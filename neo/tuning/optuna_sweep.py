@@ -37,8 +37,8 @@ class TrialFailed(RuntimeError):
 def suggest(trial: Any, parameter: Parameter) -> Any:
     """The trial's value of one parameter (list and dict choices travel as JSON strings)."""
     if parameter.kind == "choice":
-        encoded = [_encode(v) for v in parameter.choices]
-        return _decode(trial.suggest_categorical(parameter.name, encoded))
+        by_encoding = {_encode(v): v for v in parameter.choices}
+        return by_encoding[trial.suggest_categorical(parameter.name, list(by_encoding))]
     if parameter.kind == "int":
         return trial.suggest_int(parameter.name, int(parameter.low), int(parameter.high))
     return trial.suggest_float(
@@ -52,10 +52,6 @@ def suggest(trial: Any, parameter: Parameter) -> Any:
 
 def _encode(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
-
-
-def _decode(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
 
 
 def sampler_and_pruner(sweep: SweepFile, seed: int) -> tuple[Any, Any]:
